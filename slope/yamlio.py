@@ -1,0 +1,69 @@
+"""Reading slope's YAML files strictly: positions on errors, no duplicate keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """A safe loader that refuses duplicate keys instead of keeping the last."""
+
+
+def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first at line {seen[key] + 1}); keep one",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
+)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file strictly; raise ``ValueError`` with the position on error."""
+    text = path.read_text(encoding="utf-8")
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as err:
+        mark = err.problem_mark or err.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        problem = err.problem or err.context or "cannot be parsed"
+        hint = " (YAML indents with spaces, never tabs)" if "\t" in text else ""
+        raise ValueError(f"is not valid YAML at {where}: {problem}{hint}") from err
+    except yaml.YAMLError as err:
+        raise ValueError(f"is not valid YAML: {err}") from err
+    except ValueError as err:
+        # PyYAML's own date constructor raises a bare ValueError (2026-13-45).
+        raise ValueError(
+            f"has a value YAML reads as a date but is not one ({err}); "
+            "write a real date as YYYY-MM-DD, or quote the value"
+        ) from err
+
+
+def load_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
+    """Parse a YAML file that must hold a mapping; raise ``error`` naming the file."""
+    try:
+        data = load_yaml(path)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise error(f"{path} {err}") from err
+    if data is None:
+        raise error(f"{path} is an empty file; write the settings as 'key: value' lines")
+    if not isinstance(data, dict):
+        raise error(
+            f"{path} holds a {type(data).__name__}, but a mapping of 'key: value' "
+            "lines is expected"
+        )
+    return data
