@@ -75,7 +75,9 @@ def load_project(root: str | Path) -> Project:
             f"{path} does not exist; create it with at least 'metric: <score name>' "
             "(see README.md, 'The project's settings')"
         )
-    settings = load_yaml_mapping(path, error=ProjectError)
+    settings = load_yaml_mapping(
+        path, ProjectError, label=f"params/{PROJECT_FILE}", kind="settings file"
+    )
 
     unknown = sorted(set(settings) - set(SETTINGS))
     if unknown:

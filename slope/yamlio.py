@@ -47,23 +47,51 @@ def load_yaml(path: Path) -> Any:
         raise ValueError(f"is not valid YAML: {err}") from err
     except ValueError as err:
         # PyYAML's own date constructor raises a bare ValueError (2026-13-45).
-        raise ValueError(
-            f"has a value YAML reads as a date but is not one ({err}); "
-            "write a real date as YYYY-MM-DD, or quote the value"
-        ) from err
+        raise ValueError(_bad_date_message(text, err)) from err
 
 
-def load_yaml_mapping(path: Path, error: type[Exception]) -> dict[str, Any]:
-    """Parse a YAML file that must hold a mapping; raise ``error`` naming the file."""
+def load_yaml_mapping(
+    path: Path, error: type[Exception], label: str, kind: str
+) -> dict[str, Any]:
+    """Parse a YAML file that must hold a mapping; raise ``error`` naming the file.
+
+    ``label`` is how messages name the file (``params/004-rf.yaml``) and
+    ``kind`` what it is (``attempt file``).
+    """
     try:
         data = load_yaml(path)
     except (ValueError, UnicodeDecodeError) as err:
-        raise error(f"{path} {err}") from err
+        raise error(f"{label} {err}") from err
     if data is None:
-        raise error(f"{path} is an empty file; write the settings as 'key: value' lines")
+        raise error(f"{label} is an empty {kind}; write it as 'key: value' lines")
     if not isinstance(data, dict):
         raise error(
-            f"{path} holds a {type(data).__name__}, but a mapping of 'key: value' "
-            "lines is expected"
+            f"{label} holds a {type(data).__name__}, but an {kind} is a mapping "
+            "of 'key: value' lines"
         )
     return data
+
+
+def _bad_date_message(text: str, err: ValueError) -> str:
+    """Find the scalar that looks like a date but is not one, for the message."""
+    resolver = yaml.resolver.Resolver()
+    nodes = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    while nodes:
+        node = nodes.pop()
+        if isinstance(node, yaml.MappingNode):
+            nodes.extend(n for pair in node.value for n in pair)
+        elif isinstance(node, yaml.SequenceNode):
+            nodes.extend(node.value)
+        elif node is not None and node.tag == resolver.resolve(
+            yaml.ScalarNode, node.value, (True, False)
+        ) == "tag:yaml.org,2002:timestamp":
+            try:
+                yaml.safe_load(node.value)
+            except ValueError:
+                where = f"line {node.start_mark.line + 1}"
+                return (
+                    f"has {node.value!r} at {where}, which YAML reads as a date but "
+                    f"is not one ({err}); write a real date as YYYY-MM-DD, or quote "
+                    "the value to keep it as text"
+                )
+    return f"has a value YAML reads as a date but is not one ({err})"

@@ -1,0 +1,294 @@
+"""Discovering the attempts in ``params/`` and validating each before any kernel starts.
+
+Validation never stops at the first bad attempt: each one comes back either
+valid, with its resolved parameters, or invalid, with one message that names
+the file, the key, the value and the fix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import keyword
+import logging
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from slope.exceptions import AttemptError
+from slope.inspection import UNKNOWN, NotebookSpec, inspect_notebook
+from slope.project import PROJECT_FILE, Project
+from slope.yamlio import load_yaml_mapping
+
+logger = logging.getLogger(__name__)
+
+ATTEMPT_KEYS = ("notebook", "date", "notes", "parameters", "timeout")
+ENGINE_PARAMETERS = ("output_dir",)
+SAFE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+@dataclass
+class Attempt:
+    """One params file: valid, with everything needed to run it, or invalid."""
+
+    id: str
+    path: Path
+    notebook: str | None = None
+    date: dt.datetime | None = None
+    notes: str = ""
+    parameters: dict[str, Any] = field(default_factory=dict)
+    timeout: float | None = None
+    spec: NotebookSpec | None = None
+    error: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        return self.error is None
+
+
+def load_attempts(project: Project) -> list[Attempt]:
+    """Read and validate every ``params/*.yaml`` but ``project.yaml``, sorted by id."""
+    files = sorted(
+        p for p in project.params_dir.glob("*.y*ml") if p.name != PROJECT_FILE
+    )
+    specs: dict[Path, NotebookSpec | AttemptError] = {}
+    return [load_attempt(project, path, specs) for path in files]
+
+
+def load_attempt(
+    project: Project,
+    path: Path,
+    specs: dict[Path, NotebookSpec | AttemptError] | None = None,
+) -> Attempt:
+    """Validate one params file; an invalid one carries its message in ``error``."""
+    attempt = Attempt(id=path.stem, path=path)
+    try:
+        _fill_attempt(attempt, project, specs if specs is not None else {})
+    except AttemptError as err:
+        attempt.error = str(err)
+    return attempt
+
+
+def _fill_attempt(
+    attempt: Attempt, project: Project, specs: dict[Path, Any]
+) -> None:
+    path = attempt.path
+    if not SAFE_ID.fullmatch(attempt.id):
+        raise AttemptError(
+            f"params/{path.name}: the file name {attempt.id!r} cannot be an attempt id, which "
+            "names its run folder; use letters, digits, '-', '_' and '.', "
+            f"for example {_safe_id(attempt.id)!r}.yaml"
+        )
+    content = load_yaml_mapping(
+        path, AttemptError, label=f"params/{path.name}", kind="attempt file"
+    )
+    _check_keys(path, content)
+
+    attempt.notes = _notes(path, content.get("notes"))
+    attempt.date = parse_date(path, content.get("date"), project.tzinfo)
+    attempt.timeout = _timeout(path, content.get("timeout"))
+    attempt.notebook = _notebook_name(path, content.get("notebook"))
+    spec = _notebook_spec(project, path, attempt.notebook, specs)
+    attempt.spec = spec
+    attempt.parameters = resolve_parameters(
+        path, spec, project.defaults, content.get("parameters")
+    )
+
+
+def _check_keys(path: Path, content: dict[str, Any]) -> None:
+    for key in content:
+        if key not in ATTEMPT_KEYS:
+            raise AttemptError(
+                f"params/{path.name}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
+                f"an attempt file has {', '.join(ATTEMPT_KEYS)}, and the notebook's "
+                "parameters go under 'parameters:'"
+            )
+    if "notebook" not in content:
+        raise AttemptError(
+            f"params/{path.name}: 'notebook' is missing; name a notebook in notebooks/, "
+            "such as 'notebook: train.ipynb'"
+        )
+
+
+def _notes(path: Path, notes: Any) -> str:
+    if notes is None:
+        return ""
+    if not isinstance(notes, str | int | float):
+        raise AttemptError(
+            f"params/{path.name}: 'notes' must be text, got a {type(notes).__name__}; "
+            "quote it, or use a '|' block for several lines"
+        )
+    return str(notes)
+
+
+def _timeout(path: Path, timeout: Any) -> float | None:
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+        raise AttemptError(
+            f"params/{path.name}: 'timeout' must be a positive number of seconds, "
+            f"got {timeout!r}"
+        )
+    return float(timeout)
+
+
+def parse_date(path: Path, value: Any, tz: dt.tzinfo) -> dt.datetime | None:
+    """Turn an attempt's ``date`` into an aware UTC time.
+
+    A date alone means midnight; a time without a zone is taken in the
+    project's ``timezone`` (UTC unless set).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:
+            value = dt.datetime.fromisoformat(value.strip())
+        except ValueError as err:
+            raise AttemptError(
+                f"params/{path.name}: 'date' {value!r} is not a date; write it as "
+                "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
+            ) from err
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime.combine(value, dt.time())
+    if not isinstance(value, dt.datetime):
+        raise AttemptError(
+            f"params/{path.name}: 'date' must be a date such as 2026-11-12, got {value!r}"
+        )
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=tz)
+    return value.astimezone(dt.timezone.utc)
+
+
+def _notebook_name(path: Path, name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise AttemptError(
+            f"params/{path.name}: 'notebook' must be a notebook's file name, got {name!r}"
+        )
+    return name.strip()
+
+
+def _notebook_spec(
+    project: Project, path: Path, name: str, specs: dict[Path, Any]
+) -> NotebookSpec:
+    folder = project.notebooks_dir.resolve()
+    notebook = (folder / name).resolve()
+    if not notebook.is_relative_to(folder) or notebook.suffix != ".ipynb":
+        raise AttemptError(
+            f"params/{path.name}: 'notebook' {name!r} must be an .ipynb file inside "
+            "notebooks/; write its path relative to that folder"
+        )
+    if not notebook.is_file():
+        known = sorted(
+            str(p.relative_to(folder)) for p in folder.rglob("*.ipynb")
+            if ".ipynb_checkpoints" not in p.parts
+        )
+        raise AttemptError(
+            f"params/{path.name}: 'notebook' {name!r} does not exist in notebooks/"
+            f"{_did_you_mean(name, known)}; the notebooks are: "
+            f"{', '.join(known) or 'none'}"
+        )
+    if notebook not in specs:
+        try:
+            specs[notebook] = inspect_notebook(notebook, project.kernel)
+        except AttemptError as err:
+            specs[notebook] = err
+    spec = specs[notebook]
+    if isinstance(spec, AttemptError):
+        raise AttemptError(f"params/{path.name}: {spec}")
+    return spec
+
+
+def resolve_parameters(
+    path: Path, spec: NotebookSpec, defaults: dict[str, Any], given: Any
+) -> dict[str, Any]:
+    """Merge the project's defaults under the attempt's parameters and check each.
+
+    A project default applies only to notebooks that declare it; the attempt's
+    own keys must all be declared. Raises AttemptError naming the key.
+    """
+    if given is None:
+        given = {}
+    if not isinstance(given, dict):
+        raise AttemptError(
+            f"params/{path.name}: 'parameters' holds a {type(given).__name__}, but a mapping "
+            "of 'name: value' lines is expected, one per notebook parameter"
+        )
+    for key in given:
+        _check_key(path, spec, key)
+
+    merged = {k: v for k, v in defaults.items() if k in spec.parameters}
+    merged.update(given)
+    return {
+        key: fit_value(path, key, value, spec.parameters[key])
+        for key, value in merged.items()
+    }
+
+
+def _check_key(path: Path, spec: NotebookSpec, key: Any) -> None:
+    where = f"params/{path.name}: parameter {key!r}"
+    if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
+        fix = _safe_id(str(key)).replace("-", "_").replace(".", "_")
+        raise AttemptError(
+            f"{where} is not a Python name; notebook parameters are Python "
+            f"variables, such as {fix!r}"
+        )
+    if key in ENGINE_PARAMETERS:
+        raise AttemptError(
+            f"{where} is set by run_all.py itself; remove it from the attempt"
+        )
+    if key not in spec.parameters:
+        declared = [k for k in spec.parameters if k not in ENGINE_PARAMETERS]
+        raise AttemptError(
+            f"{where} is not declared in the parameters cell of "
+            f"notebooks/{spec.path.name}{_did_you_mean(key, declared)}; it declares "
+            f"{', '.join(declared) or 'nothing'}"
+        )
+
+
+def fit_value(path: Path, key: str, value: Any, default: Any) -> Any:
+    """Return ``value`` fitted to the type of the notebook's default, or raise.
+
+    YAML 1.1 reads ``1e-3`` as a string: for a float default it becomes 0.001.
+    A default of None, or one that is an expression, accepts any value.
+    """
+    if default is None or default is UNKNOWN or value is None:
+        return value
+    expected = type(default)
+    if expected is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if expected is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if expected is tuple and isinstance(value, list):
+        return value
+    if type(value) is expected or (expected is float and type(value) is float):
+        return value
+    raise AttemptError(
+        f"params/{path.name}: parameter {key!r} is {value!r} ({type(value).__name__}), but "
+        f"the notebook's default {default!r} is a {expected.__name__}"
+        f"{_yaml_hint(value, expected)}"
+    )
+
+
+def _yaml_hint(value: Any, expected: type) -> str:
+    if expected is str and isinstance(value, bool | int | float | dt.date):
+        return (
+            "; YAML read the unquoted value as a "
+            f"{type(value).__name__}: put it in quotes"
+        )
+    if expected is bool and isinstance(value, str):
+        return "; write true or false"
+    return f"; give a {expected.__name__}"
+
+
+def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _safe_id(name: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-.")
+    return cleaned or "attempt"

@@ -1,0 +1,170 @@
+"""Executing one attempt's notebook with papermill, and naming how it ended.
+
+:func:`execute_attempt` runs anywhere: in the worker process that the runner
+starts for each attempt (``python -m slope.execute``), or on a Dask worker.
+It never raises for what a notebook does; every ending becomes a status.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from slope.scores import collect_scores
+
+logger = logging.getLogger(__name__)
+
+NOTEBOOK_FILE = "notebook.ipynb"
+RESULT_FILE = "result.json"
+KERNEL_START_TRIES = 3
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
+    """Execute one attempt into ``job["staging"]`` and return how it ended.
+
+    Parameters
+    ----------
+    job
+        ``attempt``, ``notebook`` (path), ``parameters``, ``kernel``,
+        ``timeout`` (seconds for the whole notebook), ``staging`` (the
+        temporary run folder), ``metric``, and ``output_dir`` (whether the
+        notebook declares it).
+
+    Returns
+    -------
+    dict
+        ``status``, ``error`` (None or ename, evalue, cell, traceback),
+        ``scores``, ``started``, ``ended``, ``duration_s``, ``kernel_starts``.
+    """
+    staging = Path(job["staging"])
+    staging.mkdir(parents=True, exist_ok=True)
+    parameters = dict(job["parameters"])
+    if job.get("output_dir"):
+        parameters["output_dir"] = str(staging)
+
+    started = dt.datetime.now(dt.timezone.utc)
+    clock = time.monotonic()
+    status, error, tries = "failed", None, 0
+    while tries < KERNEL_START_TRIES:
+        tries += 1
+        status, error = _run_papermill(job, parameters, staging)
+        if status != "kernel_start_failed":
+            break
+        logger.warning("%s: the kernel did not start (try %d)", job["attempt"], tries)
+
+    if status == "kernel_start_failed":
+        status = "failed"
+    scores = _read_scores(staging / NOTEBOOK_FILE)
+    if status == "ok" and job["metric"] not in scores:
+        status = "no_score"
+    return {
+        "status": status,
+        "error": error,
+        "scores": scores,
+        "started": started.isoformat(),
+        "ended": dt.datetime.now(dt.timezone.utc).isoformat(),
+        "duration_s": round(time.monotonic() - clock, 3),
+        "kernel_starts": tries,
+    }
+
+
+def _run_papermill(
+    job: dict[str, Any], parameters: dict[str, Any], staging: Path
+) -> tuple[str, dict[str, Any] | None]:
+    import papermill
+    from jupyter_client.kernelspec import NoSuchKernel
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    deadline = time.monotonic() + float(job["timeout"])
+    try:
+        papermill.execute_notebook(
+            job["notebook"],
+            str(staging / NOTEBOOK_FILE),
+            parameters=parameters,
+            kernel_name=job["kernel"],
+            cwd=str(staging),
+            progress_bar=False,
+            start_timeout=job.get("start_timeout", 60),
+            timeout_func=lambda cell: max(1, int(deadline - time.monotonic() + 0.999)),
+            shutdown_kernel="immediate",
+        )
+    except PapermillExecutionError as err:
+        return "failed", _error(err.ename, err.evalue, err.cell_index, err.traceback)
+    except CellTimeoutError as err:
+        message = f"the notebook ran past its timeout of {job['timeout']:g} s"
+        return "timeout", _error("Timeout", message, _running_cell(staging), [str(err)])
+    except DeadKernelError as err:
+        message = f"the kernel died while running the notebook ({err})"
+        return "kernel_died", _error("DeadKernel", message, _running_cell(staging), [])
+    except NoSuchKernel as err:
+        message = (
+            f"the notebook names the kernel {job['kernel']!r}, which is not installed; "
+            "`jupyter kernelspec list` shows those that are"
+        )
+        return "failed", _error("NoSuchKernel", message, None, [str(err)])
+    except RuntimeError as err:
+        if "Kernel didn't respond" in str(err) or "Kernel died before" in str(err):
+            return "kernel_start_failed", _error("KernelStart", str(err), None, [])
+        raise
+    return "ok", None
+
+
+def _error(
+    ename: str, evalue: str, cell: int | None, traceback: list[str]
+) -> dict[str, Any]:
+    lines = [ANSI.sub("", line) for line in traceback]
+    return {
+        "ename": ename,
+        "evalue": evalue,
+        "cell": cell,
+        "traceback": "\n".join(lines)[-4000:],
+    }
+
+
+def _running_cell(staging: Path) -> int | None:
+    """The index of the last cell papermill started before the run stopped."""
+    try:
+        nb = json.loads((staging / NOTEBOOK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    started = [
+        index
+        for index, cell in enumerate(nb.get("cells", []))
+        if cell.get("metadata", {}).get("papermill", {}).get("start_time")
+    ]
+    return started[-1] if started else None
+
+
+def _read_scores(path: Path) -> dict[str, float]:
+    try:
+        nb = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return collect_scores(nb)
+
+
+def main() -> int:
+    """Run the job read from stdin; write the result beside the notebook."""
+    import signal
+
+    # SIGTERM from the runner ends the run as Ctrl-C would: kernels shut down.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    logging.basicConfig(level=os.environ.get("SLOPE_LOG_LEVEL", "WARNING"))
+    job = json.load(sys.stdin)
+    result = execute_attempt(job)
+    result_file = Path(job["staging"]) / RESULT_FILE
+    result_file.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,469 @@
+"""The learning-rate plot, and the arithmetic behind it.
+
+Choices, so that the numbers in the report can be checked by hand:
+
+- The *frontier* marks the attempts that beat every earlier score strictly;
+  the first score is a record. Missing scores never are.
+- The *learning rate* is the least-squares slope of the primary metric against
+  time, in metric units per week, fitted over every attempt that ran ``ok``
+  and has a finite score. The baseline is included (it is the history's first
+  point); no attempt is left out as an outlier, so that the number cannot be
+  tuned by choosing what to drop. Fewer than two points, or all of them at
+  the same instant, give NaN. The sign is the metric's: for a
+  lower-is-better metric, a negative rate is progress.
+- The *effort rate* is the number of attempts divided by the weeks between
+  the first and the last; a span shorter than one week counts as one week, so
+  an afternoon of five attempts reads "5 per week", not thousands.
+
+The figure is drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so
+no display and no global figure list) in a seaborn theme. Every attempt gets
+an invisible marker with the SVG id ``slope-point-<row>``; :func:`save_plot`
+puts each attempt's tooltip text in a ``<title>`` there, so the SVG shows it
+on hover without any script.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import matplotlib as mpl
+import matplotlib.dates as mdates
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.figure import Figure
+
+logger = logging.getLogger(__name__)
+
+WEEK = pd.Timedelta(weeks=1)
+FIGSIZE = (12, 6.75)
+DPI = 150
+LABEL_ALL_UP_TO = 20
+LABEL_CHARS = 40
+CAPTION_ITEMS = 6
+POINT_ID = "slope-point-{}"
+SCORED = "ok"
+
+COLORS = {
+    "attempt": "#4c72b0",
+    "record": "#dd8452",
+    "baseline": "#555555",
+    "trend": "#55a868",
+    "unscored": "#c44e52",
+}
+
+
+def frontier(values: Iterable[float], greater_is_better: bool = True) -> list[bool]:
+    """Say which values beat every earlier one: the attempts that set a record.
+
+    Parameters
+    ----------
+    values
+        Scores in date order; NaN for an attempt without a score.
+    greater_is_better
+        The metric's direction.
+
+    Returns
+    -------
+    list of bool
+        True where the value is finite and strictly better than all the
+        finite values before it.
+    """
+    records, best = [], math.nan
+    for value in _floats(values):
+        better = math.isfinite(value) and (
+            math.isnan(best) or (value > best if greater_is_better else value < best)
+        )
+        records.append(better)
+        best = value if better else best
+    return records
+
+
+def best_so_far(values: Iterable[float], greater_is_better: bool = True) -> np.ndarray:
+    """Return the best finite value up to each position (NaN before the first)."""
+    values = _floats(values)
+    out, best = [], math.nan
+    for value, record in zip(values, frontier(values, greater_is_better), strict=True):
+        best = value if record else best
+        out.append(best)
+    return np.array(out, dtype=float)
+
+
+def learning_rate(dates: Sequence, values: Iterable[float]) -> float:
+    """Return the least-squares slope of ``values`` over ``dates``, per week.
+
+    Pass the scored attempts only; pairs with a NaN value or a missing date
+    are left out. NaN when fewer than two points remain or when they all
+    share one instant.
+    """
+    weeks = _weeks(dates)
+    y = np.array(list(_floats(values)), dtype=float)
+    keep = np.isfinite(weeks) & np.isfinite(y)
+    weeks, y = weeks[keep], y[keep]
+    if len(y) < 2 or np.ptp(weeks) == 0:
+        return math.nan
+
+    dx = weeks - weeks.mean()
+    return float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+
+
+def effort_rate(dates: Sequence) -> float:
+    """Return attempts per week: their count over their span, at least a week."""
+    weeks = _weeks(dates)
+    weeks = weeks[np.isfinite(weeks)]
+    if len(weeks) == 0:
+        return 0.0
+    return len(weeks) / max(float(np.ptp(weeks)), 1.0)
+
+
+def scored_attempts(progress: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Return the rows that ran ``ok`` and have a finite primary score."""
+    if metric not in progress or progress.empty:
+        return progress.iloc[0:0]
+    score = pd.to_numeric(progress[metric], errors="coerce")
+    keep = (progress["status"] == SCORED) & np.isfinite(score.to_numpy(float))
+    return progress[keep.to_numpy(bool)]
+
+
+def plot_learning_rate(
+    progress: pd.DataFrame,
+    metric: str,
+    greater_is_better: bool = True,
+    baseline: str | None = None,
+    *,
+    timezone: str = "UTC",
+) -> Figure:
+    """Draw the team's progress: one point per attempt over time.
+
+    Parameters
+    ----------
+    progress
+        The progress table, one row per attempt in date order.
+    metric
+        The primary score's column.
+    greater_is_better
+        The metric's direction; the frontier steps up or down accordingly.
+    baseline
+        The baseline attempt's id, drawn as a dashed line when it has a score.
+    timezone
+        The zone the date axis is shown in.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A slide-sized figure; save it with :func:`save_plot`.
+    """
+    data = _plot_frame(progress, metric, greater_is_better, timezone)
+    ok = data[data["ok"]]
+    rate = learning_rate(ok["date"], ok["score"])
+
+    with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
+        fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+        ax = fig.add_subplot()
+        _draw_baseline(ax, data, metric, baseline)
+        _draw_frontier(ax, ok, data["when"].max())
+        _draw_points(ax, ok)
+        _draw_trend(ax, ok, rate)
+        _draw_unscored(ax, data[~data["ok"]])
+        _draw_hover_targets(ax, data)
+        _format_axes(ax, data, metric, greater_is_better, timezone)
+        _write_titles(ax, data, metric, greater_is_better, rate)
+    return fig
+
+
+def point_tooltips(
+    progress: pd.DataFrame, metric: str, *, timezone: str = "UTC"
+) -> dict[str, str]:
+    """Return each attempt's hover text (id, date, score, notes) by SVG id."""
+    when = _local_times(progress["date"], timezone)
+    tips = {}
+    for row, (stamp, (_, attempt)) in enumerate(
+        zip(when, progress.iterrows(), strict=True)
+    ):
+        lines = [str(attempt["attempt"]), _format_time(stamp)]
+        lines.append(f"{metric}: {_format_score(attempt, metric)}")
+        if attempt.get("status") != SCORED:
+            lines.append(f"status: {attempt.get('status')}")
+        notes = attempt.get("notes")
+        if isinstance(notes, str) and notes.strip():
+            lines.append(notes.strip())
+        tips[POINT_ID.format(row)] = "\n".join(lines)
+    return tips
+
+
+def save_plot(
+    fig: Figure,
+    reports_dir: str | Path,
+    tooltips: Mapping[str, str] | None = None,
+) -> tuple[Path, Path]:
+    """Write ``learning_rate.png`` and ``learning_rate.svg`` into ``reports_dir``.
+
+    ``tooltips`` (from :func:`point_tooltips`) become ``<title>`` elements in
+    the SVG, shown by a browser on hover.
+
+    Returns
+    -------
+    tuple of Path
+        The PNG's path and the SVG's path.
+    """
+    folder = Path(reports_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    png, svg = folder / "learning_rate.png", folder / "learning_rate.svg"
+
+    fig.savefig(png, dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    svg.write_text(svg_text(fig, tooltips), encoding="utf-8")
+    logger.info("wrote %s and %s", png, svg)
+    return png, svg
+
+
+def svg_text(fig: Figure, tooltips: Mapping[str, str] | None = None) -> str:
+    """Render ``fig`` as SVG text with a ``<title>`` in each tooltip's group."""
+    import io
+
+    buffer = io.StringIO()
+    with mpl.rc_context({"svg.hashsalt": "slope", "svg.fonttype": "path"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
+    text = buffer.getvalue()
+    for gid, tip in (tooltips or {}).items():
+        opening = f'<g id="{gid}">'
+        text = text.replace(
+            opening,
+            f'<g id="{gid}" class="slope-point"><title>{html.escape(tip)}</title>',
+            1,
+        )
+    return text
+
+
+def _floats(values: Iterable[float]) -> list[float]:
+    return [
+        float(v) if v is not None and not pd.isna(v) else math.nan for v in values
+    ]
+
+
+def _weeks(dates: Sequence) -> np.ndarray:
+    stamps = pd.to_datetime(pd.Series(list(dates), dtype=object), utc=True)
+    if stamps.empty or stamps.isna().all():
+        return np.full(len(stamps), np.nan)
+    return ((stamps - stamps.min()) / WEEK).to_numpy(dtype=float, na_value=np.nan)
+
+
+def _local_times(dates: pd.Series, timezone: str) -> pd.Series:
+    stamps = pd.to_datetime(pd.Series(list(dates), dtype=object), utc=True)
+    return stamps.dt.tz_convert(timezone).dt.tz_localize(None)
+
+
+def _format_time(stamp: pd.Timestamp) -> str:
+    return "no date" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def _format_score(attempt: pd.Series, metric: str) -> str:
+    value = pd.to_numeric(attempt.get(metric), errors="coerce")
+    if pd.isna(value):
+        return "no score"
+    spread = pd.to_numeric(attempt.get(f"{metric}_std"), errors="coerce")
+    return f"{value:.4g}" + ("" if pd.isna(spread) else f" ± {spread:.2g}")
+
+
+def _plot_frame(
+    progress: pd.DataFrame, metric: str, greater_is_better: bool, timezone: str
+) -> pd.DataFrame:
+    n = len(progress)
+    score = pd.to_numeric(progress.get(metric, pd.Series([np.nan] * n)), "coerce")
+    std_col = progress.get(f"{metric}_std", pd.Series([np.nan] * n))
+    data = pd.DataFrame(
+        {
+            "row": np.arange(n),
+            "attempt": progress["attempt"].astype(str).to_numpy(),
+            "status": progress["status"].astype(str).to_numpy(),
+            "date": pd.to_datetime(progress["date"], utc=True).to_numpy(),
+            "when": mdates.date2num(_local_times(progress["date"], timezone)),
+            "score": score.to_numpy(dtype=float),
+            "std": pd.to_numeric(std_col, errors="coerce").to_numpy(dtype=float),
+        }
+    )
+    data["ok"] = (data["status"] == SCORED) & np.isfinite(data["score"])
+    data["score"] = data["score"].where(data["ok"])
+    data["record"] = frontier(data["score"], greater_is_better)
+    data["best"] = best_so_far(data["score"], greater_is_better)
+    return data
+
+
+def _draw_baseline(ax, data: pd.DataFrame, metric: str, baseline: str | None) -> None:
+    row = data[(data["attempt"] == baseline) & data["ok"]]
+    if baseline is None or row.empty:
+        return
+    value = float(row["score"].iloc[0])
+    ax.axhline(
+        value,
+        color=COLORS["baseline"],
+        linestyle="--",
+        linewidth=1.2,
+        label=f"baseline {_short(baseline)}: {value:.4g}",
+        zorder=1,
+    )
+
+
+def _draw_frontier(ax, ok: pd.DataFrame, last_when) -> None:
+    if ok.empty:
+        return
+    x = np.append(ok["when"].to_numpy(), last_when)
+    y = np.append(ok["best"].to_numpy(), ok["best"].iloc[-1])
+    ax.step(
+        x, y, where="post", color=COLORS["record"], linewidth=1.6, alpha=0.8,
+        label="best so far", zorder=2,
+    )
+
+
+def _draw_points(ax, ok: pd.DataFrame) -> None:
+    spread = ok[np.isfinite(ok["std"])]
+    if not spread.empty:
+        ax.errorbar(
+            spread["when"], spread["score"], yerr=spread["std"], fmt="none",
+            ecolor="#8c8c8c", elinewidth=1, capsize=3, zorder=2,
+            label="CV spread (± std)",
+        )
+    for kind, part in (("attempt", ok[~ok["record"]]), ("record", ok[ok["record"]])):
+        if part.empty:
+            continue
+        sns.scatterplot(
+            data=part, x="when", y="score", ax=ax, color=COLORS[kind],
+            s=60 if kind == "record" else 40, edgecolor="white", zorder=4,
+            label="new record" if kind == "record" else "attempt",
+        )
+    _label_points(ax, ok)
+
+
+def _label_points(ax, ok: pd.DataFrame) -> None:
+    every = len(ok) <= LABEL_ALL_UP_TO
+    for i, point in enumerate(ok.itertuples()):
+        text = _short(point.attempt) if every or point.record else f"#{point.row + 1}"
+        above = i % 2 == 0
+        ax.annotate(
+            text,
+            (point.when, point.score),
+            xytext=(5, 7 if above else -9),
+            textcoords="offset points",
+            fontsize=7,
+            rotation=25 if above else -25,
+            rotation_mode="anchor",
+            ha="left",
+            va="bottom" if above else "top",
+            color="#333333",
+            zorder=5,
+        )
+
+
+def _draw_trend(ax, ok: pd.DataFrame, rate: float) -> None:
+    if not math.isfinite(rate):
+        return
+    weeks = _weeks(ok["date"])
+    intercept = ok["score"].mean() - rate * weeks.mean()
+    ends = [0, -1]
+    ax.plot(
+        ok["when"].to_numpy()[ends],
+        intercept + rate * weeks[ends],
+        color=COLORS["trend"], linewidth=1.4, linestyle="-.",
+        label=f"trend: {rate:+.3g} per week", zorder=2,
+    )
+
+
+def _draw_unscored(ax, failed: pd.DataFrame) -> None:
+    if failed.empty:
+        return
+    ax.scatter(
+        failed["when"], np.full(len(failed), 0.03), marker="x", s=50, linewidths=2,
+        color=COLORS["unscored"], transform=ax.get_xaxis_transform(), zorder=5,
+        label="not scored (failed, invalid, …)", clip_on=False,
+    )
+    for point in failed.itertuples():
+        ax.annotate(
+            f"#{point.row + 1}", (point.when, 0.03), xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 7), textcoords="offset points", ha="center", fontsize=6.5,
+            color=COLORS["unscored"],
+        )
+    ax.text(
+        0, -0.11, _caption(failed), transform=ax.transAxes, fontsize=7.5,
+        va="top", color=COLORS["unscored"], wrap=True,
+    )
+
+
+def _draw_hover_targets(ax, data: pd.DataFrame) -> None:
+    bottom = ax.get_xaxis_transform()
+    for point in data.itertuples():
+        if point.ok:
+            xy, transform = (point.when, point.score), ax.transData
+        else:
+            xy, transform = (point.when, 0.03), bottom
+        ax.plot(
+            [xy[0]], [xy[1]], marker="o", markersize=11, alpha=0.0, linestyle="none",
+            transform=transform, gid=POINT_ID.format(point.row), zorder=6,
+        )
+
+
+def _format_axes(
+    ax, data: pd.DataFrame, metric: str, greater_is_better: bool, timezone: str
+) -> None:
+    ax.xaxis_date()
+    locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
+    ax.xaxis.set_major_locator(locator)
+    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
+    ax.set_xlim(*_time_limits(data["when"]))
+    if not data["ok"].any():
+        ax.set_ylim(0, 1)
+        ax.text(
+            0.5, 0.5, "no scored attempt yet", transform=ax.transAxes,
+            ha="center", va="center", fontsize=14, color="#888888",
+        )
+    ax.margins(y=0.12)
+    arrow = "higher is better" if greater_is_better else "lower is better"
+    ax.set_ylabel(f"{metric} ({arrow})")
+    ax.set_xlabel(f"date ({timezone})")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8, framealpha=0.9)
+
+
+def _time_limits(when: pd.Series) -> tuple[float, float]:
+    """Pad the span by 4%, and by at least half an hour (days are units here)."""
+    first, last = when.min(), when.max()
+    if not np.isfinite(first):
+        first = last = mdates.date2num(pd.Timestamp("2000-01-01"))
+    pad = max((last - first) * 0.04, 1 / 48)
+    return first - pad, last + pad
+
+
+def _write_titles(
+    ax, data: pd.DataFrame, metric: str, greater_is_better: bool, rate: float
+) -> None:
+    if math.isfinite(rate):
+        good = (rate > 0) == greater_is_better or rate == 0
+        verdict = "improving" if good else "getting worse"
+        title = f"Learning rate: {rate:+.3g} {metric} per week ({verdict})"
+    else:
+        title = "Learning rate: needs two scored attempts at different times"
+    ax.set_title(title, loc="left", fontsize=14, fontweight="bold")
+    n_ok = int(data["ok"].sum())
+    ax.set_title(
+        f"{n_ok} scored of {len(data)} attempts", loc="right", fontsize=9,
+        color="#555555",
+    )
+
+
+def _caption(failed: pd.DataFrame) -> str:
+    items = [
+        f"#{p.row + 1} {_short(p.attempt)} ({p.status})"
+        for p in failed.head(CAPTION_ITEMS).itertuples()
+    ]
+    more = len(failed) - CAPTION_ITEMS
+    tail = f"; and {more} more" if more > 0 else ""
+    return "Not scored: " + "; ".join(items) + tail
+
+
+def _short(attempt: str) -> str:
+    attempt = str(attempt)
+    if len(attempt) <= LABEL_CHARS:
+        return attempt
+    return attempt[: LABEL_CHARS - 1] + "…"
