@@ -1,0 +1,93 @@
+"""The progress table: one row per attempt, from its params file and its last run."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from slope.attempts import Attempt
+from slope.project import Project
+from slope.runs import first_success, read_history, read_run
+
+logger = logging.getLogger(__name__)
+
+STATUSES = ("ok", "failed", "timeout", "kernel_died", "no_score", "invalid", "pending")
+
+
+def build_progress(project: Project, attempts: list[Attempt]) -> pd.DataFrame:
+    """Return the progress table, one row per attempt, oldest first.
+
+    Columns: ``attempt``, ``date``, ``notebook``, ``status``, the primary
+    metric and its ``_std``, the other scores, ``duration_s``, ``notes``,
+    ``error`` and ``run_page``. A valid attempt that has never run is
+    ``pending``; an invalid one is ``invalid`` with its message as ``error``.
+    """
+    first_ok = first_success(read_history(project.runs_dir))
+    rows = [_row(project, attempt, first_ok) for attempt in attempts]
+    table = pd.DataFrame(rows, columns=_columns(project.metric, rows))
+    table["date"] = pd.to_datetime(table["date"], utc=True, format="ISO8601")
+    table = table.sort_values(["date", "attempt"], na_position="last", kind="stable")
+    return table.reset_index(drop=True)
+
+
+def _row(project: Project, attempt: Attempt, first_ok: dict[str, str]) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "attempt": attempt.id,
+        "date": attempt.date.isoformat() if attempt.date else None,
+        "notebook": attempt.notebook or "",
+        "status": "invalid" if not attempt.valid else "pending",
+        "duration_s": None,
+        "notes": attempt.notes,
+        "error": attempt.error or "",
+        "run_page": "",
+    }
+    run = read_run(project.runs_dir, attempt.id) if attempt.valid else None
+    if run is None:
+        return row
+
+    row.update(run.get("scores", {}))
+    row["status"] = run["status"]
+    row["duration_s"] = run.get("duration_s")
+    row["error"] = describe_error(run.get("error"))
+    row["run_page"] = f"runs/{attempt.id}.html"
+    if row["date"] is None:
+        row["date"] = first_ok.get(attempt.id)
+    return row
+
+
+def describe_error(error: dict[str, Any] | None) -> str:
+    """One line for the table: the error's name, value and cell."""
+    if not error:
+        return ""
+    cell = f" (cell {error['cell']})" if error.get("cell") is not None else ""
+    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}{cell}"
+
+
+def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:
+    head = ["attempt", "date", "notebook", "status", metric]
+    scores = sorted({k for row in rows for k in row} - set(head) - set(_TAIL))
+    spread = [f"{metric}_std"] if f"{metric}_std" in scores else []
+    others = [name for name in scores if name not in spread]
+    return head + spread + others + list(_TAIL)
+
+
+_TAIL = ("duration_s", "notes", "error", "run_page")
+
+
+def write_progress(table: pd.DataFrame, reports_dir: Path) -> list[Path]:
+    """Write ``progress.csv`` and ``progress.md``; return their paths."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    csv_path = reports_dir / "progress.csv"
+    md_path = reports_dir / "progress.md"
+    out = table.copy()
+    out["date"] = out["date"].map(lambda d: d.isoformat() if pd.notna(d) else "")
+    out.to_csv(csv_path, index=False)
+
+    shown = out.drop(columns=["run_page"]).fillna("")
+    shown["notes"] = shown["notes"].str.replace("\n", " ", regex=False)
+    shown["error"] = shown["error"].str.replace("\n", " ", regex=False)
+    md_path.write_text(shown.to_markdown(index=False, floatfmt=".4g") + "\n", encoding="utf-8")
+    return [csv_path, md_path]

@@ -1,0 +1,337 @@
+"""Running the pending attempts: one worker process each, a few at a time.
+
+The runner owns the project's lock, decides which attempts are pending,
+starts ``python -m slope.execute`` for each with its BLAS threads capped,
+and commits every run as soon as it ends. Ctrl-C or SIGTERM stops the
+workers (their kernels shut down), keeps every committed run and says what
+was interrupted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from pathlib import Path
+from typing import Any
+
+from slope.attempts import Attempt
+from slope.exceptions import LockError
+from slope.execute import RESULT_FILE
+from slope.fingerprint import fingerprint_attempt
+from slope.model import MODEL_FILE, file_sha256
+from slope.paths import PROJECT_DIR_ENV
+from slope.project import Project
+from slope.runs import append_history, commit_run, read_run, staging_dir
+
+logger = logging.getLogger(__name__)
+
+THREAD_VARIABLES = (
+    "OMP_NUM_THREADS",
+    "OPENBLAS_NUM_THREADS",
+    "MKL_NUM_THREADS",
+    "VECLIB_MAXIMUM_THREADS",
+    "NUMEXPR_NUM_THREADS",
+)
+GRACE_S = 30.0  # beyond the attempt's own timeout, before the worker is stopped
+
+
+@dataclass
+class Plan:
+    """What a run of ``run_all.py`` will do with each valid attempt."""
+
+    pending: list[Attempt] = field(default_factory=list)
+    skipped: list[Attempt] = field(default_factory=list)
+    fingerprints: dict[str, str] = field(default_factory=dict)
+
+
+def plan_runs(
+    project: Project,
+    attempts: Iterable[Attempt],
+    *,
+    only: list[str] | None = None,
+    force: bool = False,
+) -> Plan:
+    """Split the valid attempts into pending and up to date."""
+    plan = Plan()
+    digests: dict[Path, str] = {}
+    for attempt in attempts:
+        if not attempt.valid or not selected(attempt.id, only):
+            continue
+        fingerprint = fingerprint_attempt(attempt, project.root, digests)
+        plan.fingerprints[attempt.id] = fingerprint
+        last = read_run(project.runs_dir, attempt.id)
+        current = last and last["status"] == "ok" and last["fingerprint"] == fingerprint
+        (plan.skipped if current and not force else plan.pending).append(attempt)
+    return plan
+
+
+def selected(attempt_id: str, only: list[str] | None) -> bool:
+    """Whether ``--only`` patterns (ids or globs) select this attempt."""
+    return not only or any(fnmatchcase(attempt_id, pattern) for pattern in only)
+
+
+def default_workers() -> int:
+    """The number of attempts to run at once: one per core this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+def project_lock(project: Project):
+    """Return the project's lock, held for as long as attempts run.
+
+    Raises
+    ------
+    LockError
+        When another ``run_all.py`` holds it.
+    """
+    from filelock import FileLock, Timeout
+
+    project.runs_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(project.runs_dir / ".lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout as err:
+        raise LockError(
+            f"another run_all.py is running in {project.root} (it holds "
+            f"{project.runs_dir / '.lock'}); wait for it to finish, nothing was changed"
+        ) from err
+    return lock
+
+
+class Runner:
+    """Executes a plan's pending attempts and commits each run as it ends."""
+
+    def __init__(
+        self,
+        project: Project,
+        plan: Plan,
+        *,
+        workers: int | None = None,
+        timeout: float | None = None,
+        on_done: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.project = project
+        self.plan = plan
+        self.workers = max(1, workers or default_workers())
+        self.timeout = timeout
+        self.on_done = on_done or (lambda record: None)
+        self.stopping = threading.Event()
+        self.processes: dict[str, subprocess.Popen] = {}
+        self.git_commit = git_commit(project.root)
+
+    def run(self) -> list[dict[str, Any]]:
+        """Run every pending attempt; return their records in the order they ended.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            After Ctrl-C or SIGTERM, once the workers stopped and every run
+            that ended before was committed.
+        """
+        records: list[dict[str, Any]] = []
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="slope")
+        futures = {pool.submit(self._run_one, a): a for a in self.plan.pending}
+        try:
+            with _sigterm_as_interrupt():
+                not_done: set[Future] = set(futures)
+                while not_done:
+                    done, not_done = wait(not_done, timeout=0.2, return_when=FIRST_COMPLETED)
+                    records.extend(f.result() for f in done if f.result())
+        except KeyboardInterrupt:
+            self._stop(futures)
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        return records
+
+    def _run_one(self, attempt: Attempt) -> dict[str, Any] | None:
+        if self.stopping.is_set():
+            return None
+        staging = staging_dir(self.project.runs_dir, attempt.id)
+        logger.info("%s: started (%s)", attempt.id, attempt.notebook)
+        result = self._execute(attempt, staging)
+        if result is None:
+            shutil.rmtree(staging, ignore_errors=True)
+            return None
+
+        record = self._record(attempt, staging, result)
+        commit_run(self.project.runs_dir, staging, record)
+        append_history(self.project.runs_dir, record)
+        self.on_done(record)
+        return record
+
+    def _execute(self, attempt: Attempt, staging: Path) -> dict[str, Any] | None:
+        timeout = self.timeout or attempt.timeout or self.project.timeout
+        job = {
+            "attempt": attempt.id,
+            "notebook": str(attempt.spec.path),
+            "parameters": attempt.parameters,
+            "kernel": attempt.spec.kernel,
+            "timeout": timeout,
+            "staging": str(staging),
+            "metric": self.project.metric,
+            "output_dir": "output_dir" in attempt.spec.parameters,
+        }
+        if not attempt.spec.kernel_from_metadata:
+            logger.info(
+                "%s: notebooks/%s names no kernel; running it with %r",
+                attempt.id, attempt.notebook, attempt.spec.kernel,
+            )
+        with open(staging / "worker.log", "wb") as log:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "slope.execute"],
+                stdin=subprocess.PIPE,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._environment(),
+                cwd=staging,
+                # Ctrl-C reaches the workers once, from the runner, not twice.
+                start_new_session=True,
+            )
+            self.processes[attempt.id] = process
+            process.stdin.write(json.dumps(job, default=str).encode())
+            process.stdin.close()
+            code = self._wait(process, attempt.id, timeout + 3 * 60 + GRACE_S)
+            self.processes.pop(attempt.id, None)
+
+        result_file = staging / RESULT_FILE
+        if self.stopping.is_set():
+            return None
+        if result_file.is_file():
+            return json.loads(result_file.read_text(encoding="utf-8"))
+        return _worker_lost(staging, code)
+
+    def _wait(self, process: subprocess.Popen, attempt_id: str, limit: float) -> int:
+        try:
+            return process.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            logger.warning("%s: the worker did not stop in %.0f s; ending it", attempt_id, limit)
+            return _terminate(process)
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[PROJECT_DIR_ENV] = str(self.project.root)
+        threads = str(max(1, default_workers() // self.workers))
+        for name in THREAD_VARIABLES:
+            env.setdefault(name, threads)
+        return env
+
+    def _record(
+        self, attempt: Attempt, staging: Path, result: dict[str, Any]
+    ) -> dict[str, Any]:
+        model = staging / MODEL_FILE
+        return {
+            "attempt": attempt.id,
+            "notebook": attempt.notebook,
+            "date": attempt.date.isoformat() if attempt.date else None,
+            "notes": attempt.notes,
+            **result,
+            "fingerprint": self.plan.fingerprints[attempt.id],
+            "parameters": attempt.parameters,
+            "kernel": attempt.spec.kernel,
+            "model": {"file": MODEL_FILE, "sha256": file_sha256(model)}
+            if model.is_file()
+            else None,
+            "versions": engine_versions(),
+            "git_commit": self.git_commit,
+        }
+
+    def _stop(self, futures: dict[Future, Attempt]) -> None:
+        self.stopping.set()
+        running = list(self.processes.items())
+        for _, process in running:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + 15
+        for attempt_id, process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _terminate(process)
+        interrupted = sorted(a for a, _ in running)
+        not_started = sorted(a.id for f, a in futures.items() if not f.done() and a.id not in interrupted)
+        logger.warning(
+            "interrupted: %s; not started: %s; every run that ended before was kept",
+            ", ".join(interrupted) or "none",
+            ", ".join(not_started) or "none",
+        )
+
+
+def _terminate(process: subprocess.Popen) -> int:
+    process.terminate()
+    try:
+        return process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        return process.wait()
+
+
+def _worker_lost(staging: Path, code: int) -> dict[str, Any]:
+    log = (staging / "worker.log").read_text(encoding="utf-8", errors="replace")
+    now = dt.datetime.now(dt.timezone.utc).isoformat()
+    return {
+        "status": "failed",
+        "error": {
+            "ename": "WorkerError",
+            "evalue": f"the worker process ended with code {code} before the run did",
+            "cell": None,
+            "traceback": log[-4000:],
+        },
+        "scores": {},
+        "started": now,
+        "ended": now,
+        "duration_s": 0.0,
+        "kernel_starts": 0,
+    }
+
+
+class _sigterm_as_interrupt:
+    """Within the block, SIGTERM raises KeyboardInterrupt as Ctrl-C does."""
+
+    def __enter__(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    def __exit__(self, *exc: object) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
+
+
+def engine_versions() -> dict[str, str]:
+    """Versions of the engine's side: Python, scikit-learn, papermill, slope."""
+    from slope.model import library_versions
+
+    return library_versions()
+
+
+def git_commit(root: Path) -> str | None:
+    """The project's current git commit, with ``-dirty`` when files changed."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+            timeout=10,
+        )
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+            capture_output=True, text=True, timeout=10,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
