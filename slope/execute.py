@@ -48,7 +48,8 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
     staging.mkdir(parents=True, exist_ok=True)
     parameters = dict(job["parameters"])
     if job.get("output_dir"):
-        parameters["output_dir"] = str(staging)
+        # The kernel runs in the run's folder: "." stays true after the swap.
+        parameters["output_dir"] = "."
 
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.monotonic()
@@ -98,13 +99,14 @@ def _run_papermill(
             shutdown_kernel="immediate",
         )
     except PapermillExecutionError as err:
-        return "failed", _error(err.ename, err.evalue, err.cell_index, err.traceback)
+        cell = _last_cell(staging)
+        return "failed", _error(err.ename, err.evalue, cell, err.traceback)
     except CellTimeoutError as err:
         message = f"the notebook ran past its timeout of {job['timeout']:g} s"
-        return "timeout", _error("Timeout", message, _running_cell(staging), [str(err)])
+        return "timeout", _error("Timeout", message, _last_cell(staging), [str(err)])
     except DeadKernelError as err:
         message = f"the kernel died while running the notebook ({err})"
-        return "kernel_died", _error("DeadKernel", message, _running_cell(staging), [])
+        return "kernel_died", _error("DeadKernel", message, _last_cell(staging), [])
     except NoSuchKernel as err:
         message = (
             f"the notebook names the kernel {job['kernel']!r}, which is not installed; "
@@ -130,8 +132,8 @@ def _error(
     }
 
 
-def _running_cell(staging: Path) -> int | None:
-    """The index of the last cell papermill started before the run stopped."""
+def _last_cell(staging: Path) -> int | None:
+    """The index, in the saved notebook, of the last cell papermill started."""
     try:
         nb = json.loads((staging / NOTEBOOK_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):

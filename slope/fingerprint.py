@@ -27,10 +27,13 @@ def fingerprint_attempt(
     """
     from slope import __version__
 
+    from slope.inspection import UNKNOWN
+
+    defaults = {k: v for k, v in attempt.spec.parameters.items() if v is not UNKNOWN}
+    values = {**defaults, **attempt.parameters}
     data = {
-        str(path.relative_to(project_root) if path.is_relative_to(project_root) else path):
-        _digest(path, file_digests)
-        for path in data_files(attempt.parameters, project_root)
+        _label(path, project_root): _digest(path, file_digests)
+        for path in data_files(values, project_root)
     }
     payload = {
         "engine": __version__,
@@ -67,6 +70,10 @@ def _strings(value: Any) -> Iterator[str]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _strings(item)
+
+
+def _label(path: Path, project_root: Path) -> str:
+    return str(path.relative_to(project_root) if path.is_relative_to(project_root) else path)
 
 
 def _digest(path: Path, cache: dict[Path, str]) -> str:

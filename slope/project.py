@@ -104,7 +104,7 @@ def _check_setting(path: Path, key: str, value: Any, expected: Any) -> None:
     if not ok:
         names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
         raise ProjectError(
-            f"{path}: {key!r} must be a {names}, got {value!r} ({type(value).__name__})"
+            f"{path}: {key!r} must be of type {names}, got {value!r} ({type(value).__name__})"
         )
     if key == "timeout" and value <= 0:
         raise ProjectError(f"{path}: 'timeout' must be a positive number of seconds, got {value!r}")
