@@ -20,6 +20,9 @@ no display and no global figure list) in a seaborn theme. Every attempt gets
 an invisible marker with the SVG id ``slope-point-<row>``; :func:`save_plot`
 puts each attempt's tooltip text in a ``<title>`` there, so the SVG shows it
 on hover without any script.
+
+matplotlib and seaborn are imported by the drawing functions only, so that the
+report's kernel, which needs the arithmetic, starts without them.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ from __future__ import annotations
 import html
 import logging
 import math
+import textwrap
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import matplotlib as mpl
-import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
-import seaborn as sns
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +49,7 @@ DPI = 150
 LABEL_ALL_UP_TO = 20
 LABEL_CHARS = 40
 CAPTION_ITEMS = 6
+CAPTION_WIDTH = 170
 POINT_ID = "slope-point-{}"
 SCORED = "ok"
 
@@ -157,12 +162,15 @@ def plot_learning_rate(
     matplotlib.figure.Figure
         A slide-sized figure; save it with :func:`save_plot`.
     """
+    import seaborn as sns
+    from matplotlib.figure import Figure
+
     data = _plot_frame(progress, metric, greater_is_better, timezone)
     ok = data[data["ok"]]
     rate = learning_rate(ok["date"], ok["score"])
 
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
-        fig = Figure(figsize=FIGSIZE, dpi=DPI, layout="constrained")
+        fig = Figure(figsize=FIGSIZE, dpi=DPI)
         ax = fig.add_subplot()
         _draw_baseline(ax, data, metric, baseline)
         _draw_frontier(ax, ok, data["when"].max())
@@ -224,6 +232,8 @@ def svg_text(fig: Figure, tooltips: Mapping[str, str] | None = None) -> str:
     """Render ``fig`` as SVG text with a ``<title>`` in each tooltip's group."""
     import io
 
+    import matplotlib as mpl
+
     buffer = io.StringIO()
     with mpl.rc_context({"svg.hashsalt": "slope", "svg.fonttype": "path"}):
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None})
@@ -239,9 +249,7 @@ def svg_text(fig: Figure, tooltips: Mapping[str, str] | None = None) -> str:
 
 
 def _floats(values: Iterable[float]) -> list[float]:
-    return [
-        float(v) if v is not None and not pd.isna(v) else math.nan for v in values
-    ]
+    return [float(v) if v is not None and not pd.isna(v) else math.nan for v in values]
 
 
 def _weeks(dates: Sequence) -> np.ndarray:
@@ -271,6 +279,8 @@ def _format_score(attempt: pd.Series, metric: str) -> str:
 def _plot_frame(
     progress: pd.DataFrame, metric: str, greater_is_better: bool, timezone: str
 ) -> pd.DataFrame:
+    import matplotlib.dates as mdates
+
     n = len(progress)
     score = pd.to_numeric(progress.get(metric, pd.Series([np.nan] * n)), "coerce")
     std_col = progress.get(f"{metric}_std", pd.Series([np.nan] * n))
@@ -305,6 +315,17 @@ def _draw_baseline(ax, data: pd.DataFrame, metric: str, baseline: str | None) ->
         label=f"baseline {_short(baseline)}: {value:.4g}",
         zorder=1,
     )
+    ax.annotate(
+        f"baseline {value:.4g}",
+        (1, value),
+        xycoords=ax.get_yaxis_transform(),
+        xytext=(-4, 3),
+        textcoords="offset points",
+        ha="right",
+        va="bottom",
+        fontsize=8,
+        color=COLORS["baseline"],
+    )
 
 
 def _draw_frontier(ax, ok: pd.DataFrame, last_when) -> None:
@@ -313,45 +334,74 @@ def _draw_frontier(ax, ok: pd.DataFrame, last_when) -> None:
     x = np.append(ok["when"].to_numpy(), last_when)
     y = np.append(ok["best"].to_numpy(), ok["best"].iloc[-1])
     ax.step(
-        x, y, where="post", color=COLORS["record"], linewidth=1.6, alpha=0.8,
-        label="best so far", zorder=2,
+        x,
+        y,
+        where="post",
+        color=COLORS["record"],
+        linewidth=1.6,
+        alpha=0.8,
+        label="best so far",
+        zorder=2,
     )
 
 
 def _draw_points(ax, ok: pd.DataFrame) -> None:
+    import seaborn as sns
+
     spread = ok[np.isfinite(ok["std"])]
     if not spread.empty:
         ax.errorbar(
-            spread["when"], spread["score"], yerr=spread["std"], fmt="none",
-            ecolor="#8c8c8c", elinewidth=1, capsize=3, zorder=2,
+            spread["when"],
+            spread["score"],
+            yerr=spread["std"],
+            fmt="none",
+            ecolor="#8c8c8c",
+            elinewidth=1,
+            capsize=3,
+            zorder=2,
             label="CV spread (± std)",
         )
     for kind, part in (("attempt", ok[~ok["record"]]), ("record", ok[ok["record"]])):
         if part.empty:
             continue
         sns.scatterplot(
-            data=part, x="when", y="score", ax=ax, color=COLORS[kind],
-            s=60 if kind == "record" else 40, edgecolor="white", zorder=4,
+            data=part,
+            x="when",
+            y="score",
+            ax=ax,
+            color=COLORS[kind],
+            s=60 if kind == "record" else 40,
+            edgecolor="white",
+            zorder=4,
             label="new record" if kind == "record" else "attempt",
         )
     _label_points(ax, ok)
 
 
 def _label_points(ax, ok: pd.DataFrame) -> None:
+    """Name each point; past ``LABEL_ALL_UP_TO`` points, number them instead.
+
+    Numbers are rows of the progress table (``#1`` is its first row); the
+    best attempt keeps its name either way.
+    """
     every = len(ok) <= LABEL_ALL_UP_TO
+    best = ok["score"].eq(ok["best"].iloc[-1]) & ok["record"] if len(ok) else ok
     for i, point in enumerate(ok.itertuples()):
-        text = _short(point.attempt) if every or point.record else f"#{point.row + 1}"
-        above = i % 2 == 0
+        number = f"#{point.row + 1}"
+        if every:
+            text = _short(point.attempt)
+        else:
+            text = f"{number} {_short(point.attempt)}" if best.iloc[i] else number
         ax.annotate(
             text,
             (point.when, point.score),
-            xytext=(5, 7 if above else -9),
+            xytext=(4, 6) if i % 2 == 0 else (4, -7),
             textcoords="offset points",
-            fontsize=7,
-            rotation=25 if above else -25,
+            fontsize=7 if every else 6.5,
+            rotation=20 if every else 0,
             rotation_mode="anchor",
             ha="left",
-            va="bottom" if above else "top",
+            va="bottom" if i % 2 == 0 else "top",
             color="#333333",
             zorder=5,
         )
@@ -366,8 +416,11 @@ def _draw_trend(ax, ok: pd.DataFrame, rate: float) -> None:
     ax.plot(
         ok["when"].to_numpy()[ends],
         intercept + rate * weeks[ends],
-        color=COLORS["trend"], linewidth=1.4, linestyle="-.",
-        label=f"trend: {rate:+.3g} per week", zorder=2,
+        color=COLORS["trend"],
+        linewidth=1.4,
+        linestyle="-.",
+        label=f"trend: {rate:+.3g} per week",
+        zorder=2,
     )
 
 
@@ -375,19 +428,36 @@ def _draw_unscored(ax, failed: pd.DataFrame) -> None:
     if failed.empty:
         return
     ax.scatter(
-        failed["when"], np.full(len(failed), 0.03), marker="x", s=50, linewidths=2,
-        color=COLORS["unscored"], transform=ax.get_xaxis_transform(), zorder=5,
-        label="not scored (failed, invalid, …)", clip_on=False,
+        failed["when"],
+        np.full(len(failed), 0.03),
+        marker="x",
+        s=50,
+        linewidths=2,
+        color=COLORS["unscored"],
+        transform=ax.get_xaxis_transform(),
+        zorder=5,
+        label="not scored (failed, invalid, …)",
+        clip_on=False,
     )
     for point in failed.itertuples():
         ax.annotate(
-            f"#{point.row + 1}", (point.when, 0.03), xycoords=ax.get_xaxis_transform(),
-            xytext=(0, 7), textcoords="offset points", ha="center", fontsize=6.5,
+            f"#{point.row + 1}",
+            (point.when, 0.03),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, 7),
+            textcoords="offset points",
+            ha="center",
+            fontsize=6.5,
             color=COLORS["unscored"],
         )
     ax.text(
-        0, -0.11, _caption(failed), transform=ax.transAxes, fontsize=7.5,
-        va="top", color=COLORS["unscored"], wrap=True,
+        0,
+        -0.11,
+        _caption(failed),
+        transform=ax.transAxes,
+        fontsize=7.5,
+        va="top",
+        color=COLORS["unscored"],
     )
 
 
@@ -399,14 +469,23 @@ def _draw_hover_targets(ax, data: pd.DataFrame) -> None:
         else:
             xy, transform = (point.when, 0.03), bottom
         ax.plot(
-            [xy[0]], [xy[1]], marker="o", markersize=11, alpha=0.0, linestyle="none",
-            transform=transform, gid=POINT_ID.format(point.row), zorder=6,
+            [xy[0]],
+            [xy[1]],
+            marker="o",
+            markersize=11,
+            alpha=0.0,
+            linestyle="none",
+            transform=transform,
+            gid=POINT_ID.format(point.row),
+            zorder=6,
         )
 
 
 def _format_axes(
     ax, data: pd.DataFrame, metric: str, greater_is_better: bool, timezone: str
 ) -> None:
+    import matplotlib.dates as mdates
+
     ax.xaxis_date()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
     ax.xaxis.set_major_locator(locator)
@@ -415,8 +494,14 @@ def _format_axes(
     if not data["ok"].any():
         ax.set_ylim(0, 1)
         ax.text(
-            0.5, 0.5, "no scored attempt yet", transform=ax.transAxes,
-            ha="center", va="center", fontsize=14, color="#888888",
+            0.5,
+            0.5,
+            "no scored attempt yet",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=14,
+            color="#888888",
         )
     ax.margins(y=0.12)
     arrow = "higher is better" if greater_is_better else "lower is better"
@@ -428,6 +513,8 @@ def _format_axes(
 
 def _time_limits(when: pd.Series) -> tuple[float, float]:
     """Pad the span by 4%, and by at least half an hour (days are units here)."""
+    import matplotlib.dates as mdates
+
     first, last = when.min(), when.max()
     if not np.isfinite(first):
         first = last = mdates.date2num(pd.Timestamp("2000-01-01"))
@@ -447,7 +534,9 @@ def _write_titles(
     ax.set_title(title, loc="left", fontsize=14, fontweight="bold")
     n_ok = int(data["ok"].sum())
     ax.set_title(
-        f"{n_ok} scored of {len(data)} attempts", loc="right", fontsize=9,
+        f"{n_ok} scored of {len(data)} attempts",
+        loc="right",
+        fontsize=9,
         color="#555555",
     )
 
@@ -459,7 +548,7 @@ def _caption(failed: pd.DataFrame) -> str:
     ]
     more = len(failed) - CAPTION_ITEMS
     tail = f"; and {more} more" if more > 0 else ""
-    return "Not scored: " + "; ".join(items) + tail
+    return textwrap.fill("Not scored: " + "; ".join(items) + tail, CAPTION_WIDTH)
 
 
 def _short(attempt: str) -> str:

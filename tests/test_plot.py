@@ -1,0 +1,212 @@
+"""The plot's arithmetic, checked against values worked out by hand, and the plot."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from slope.plot import (
+    best_so_far,
+    effort_rate,
+    frontier,
+    learning_rate,
+    plot_learning_rate,
+    point_tooltips,
+    save_plot,
+    scored_attempts,
+    svg_text,
+)
+
+NAN = math.nan
+START = pd.Timestamp("2026-01-05T09:00:00Z")
+
+
+def weeks_apart(*weeks: float) -> list[pd.Timestamp]:
+    return [START + pd.Timedelta(weeks=w) for w in weeks]
+
+
+def make_progress(n: int, id_length: int = 40, failed_every: int = 6) -> pd.DataFrame:
+    rng = np.random.default_rng(0)
+    dates = START + pd.to_timedelta(np.sort(rng.uniform(0, 90, n)), unit="D")
+    status = ["failed" if i % failed_every == 3 else "ok" for i in range(n)]
+    score = np.where(
+        np.array(status) == "ok", np.linspace(0.5, 0.9, n) + rng.normal(0, 0.02, n), NAN
+    )
+    return pd.DataFrame(
+        {
+            "attempt": [f"{i:03d}-{'x' * id_length}"[:id_length] for i in range(n)],
+            "date": dates,
+            "notebook": "train.ipynb",
+            "status": status,
+            "accuracy": score,
+            "accuracy_std": 0.01,
+            "duration_s": 3.0,
+            "notes": "<script>alert(1)</script>",
+            "error": "",
+            "run_page": "",
+        }
+    )
+
+
+# -- frontier and best so far -------------------------------------------------
+
+
+def test_frontier_higher_is_better():
+    values = [0.5, 0.4, 0.6, 0.6, NAN, 0.7]
+    assert frontier(values, greater_is_better=True) == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_frontier_lower_is_better():
+    values = [10.0, 12.0, 8.0, 8.0, NAN, -1.0]
+    assert frontier(values, greater_is_better=False) == [
+        True,
+        False,
+        True,
+        False,
+        False,
+        True,
+    ]
+
+
+def test_frontier_starts_at_first_score_after_missing_ones():
+    assert frontier([NAN, NAN, 0.0, -0.5]) == [False, False, True, False]
+
+
+def test_best_so_far_steps_down_when_lower_is_better():
+    best = best_so_far([3.0, 4.0, 2.0, NAN, 2.5, 0.0], greater_is_better=False)
+    np.testing.assert_array_equal(best, [3.0, 3.0, 2.0, 2.0, 2.0, 0.0])
+    assert np.all(np.diff(best) <= 0)
+
+
+def test_best_so_far_is_nan_before_the_first_score():
+    best = best_so_far([NAN, -0.2, -0.3, 0.1])
+    assert math.isnan(best[0])
+    np.testing.assert_array_equal(best[1:], [-0.2, -0.2, 0.1])
+
+
+# -- learning rate ------------------------------------------------------------
+
+
+def test_learning_rate_rising_by_a_tenth_a_week():
+    assert learning_rate(weeks_apart(0, 1, 2), [0.5, 0.6, 0.7]) == pytest.approx(0.1)
+
+
+def test_learning_rate_falling_loss():
+    # Loss 9, 6, 3 over days 0, 3.5, 7: -6 per week.
+    rate = learning_rate(weeks_apart(0, 0.5, 1), [9.0, 6.0, 3.0])
+    assert rate == pytest.approx(-6.0)
+
+
+def test_learning_rate_is_least_squares_not_endpoints():
+    # x - mean = -1.5, -0.5, 0.5, 1.5; y - mean = -0.5, 0.5, -0.5, 0.5:
+    # sum of products 1.0 over sum of squares 5.0 = 0.2 (the ends give 1/3).
+    rate = learning_rate(weeks_apart(0, 1, 2, 3), [0.0, 1.0, 0.0, 1.0])
+    assert rate == pytest.approx(0.2)
+
+
+def test_learning_rate_skips_missing_scores():
+    rate = learning_rate(weeks_apart(0, 1, 2), [1.0, NAN, -1.0])
+    assert rate == pytest.approx(-1.0)
+
+
+@pytest.mark.parametrize(
+    ("dates", "values"),
+    [
+        ([], []),
+        (weeks_apart(0), [0.5]),
+        (weeks_apart(0, 1), [0.5, NAN]),
+        (weeks_apart(0, 0), [0.5, 0.9]),
+    ],
+    ids=["none", "one", "one-scored", "same-instant"],
+)
+def test_learning_rate_undefined_is_nan(dates, values):
+    assert math.isnan(learning_rate(dates, values))
+
+
+# -- effort rate --------------------------------------------------------------
+
+
+def test_effort_rate_counts_attempts_per_week():
+    assert effort_rate(weeks_apart(0, 0.5, 1, 1.5, 2)) == pytest.approx(2.5)
+
+
+def test_effort_rate_counts_a_short_burst_as_one_week():
+    same_day = [START, START + pd.Timedelta(hours=1), START + pd.Timedelta(hours=2)]
+    assert effort_rate(same_day) == pytest.approx(3.0)
+    assert effort_rate([]) == 0.0
+
+
+def test_scored_attempts_keeps_ok_rows_with_a_score():
+    progress = make_progress(8)
+    progress.loc[0, "accuracy"] = NAN
+    kept = scored_attempts(progress, "accuracy")
+    assert list(kept.index) == [1, 2, 4, 5, 6, 7]
+
+
+# -- the figure ---------------------------------------------------------------
+
+
+def test_fifty_attempts_with_long_ids_are_plotted_and_saved(tmp_path):
+    progress = make_progress(50, id_length=40)
+    fig = plot_learning_rate(progress, "accuracy", True, progress["attempt"][0])
+    png, svg = save_plot(fig, tmp_path, point_tooltips(progress, "accuracy"))
+
+    assert png == tmp_path / "learning_rate.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 50_000
+    text = svg.read_text(encoding="utf-8")
+    assert text.count('class="slope-point"') == 50
+    assert "&lt;script&gt;" in text and "<script" not in text
+    ax = fig.axes[0]
+    assert len(ax.get_xticks()) <= 10
+    assert ax.get_title(loc="left").startswith("Learning rate: +")
+
+
+def test_lower_is_better_frontier_is_drawn_descending():
+    progress = make_progress(12)
+    progress["accuracy"] = -progress["accuracy"]
+    fig = plot_learning_rate(progress, "accuracy", greater_is_better=False)
+    step = [line for line in fig.axes[0].lines if line.get_label() == "best so far"]
+    y = step[0].get_ydata()
+    assert np.all(np.diff(y) <= 0) and y[-1] < y[0] < 0
+
+
+@pytest.mark.parametrize("n_ok", [0, 1], ids=["no-ok-attempt", "one-ok-attempt"])
+def test_few_scored_attempts_still_draw(tmp_path, n_ok):
+    progress = make_progress(3)
+    progress["status"] = ["ok"] * n_ok + ["failed"] * (3 - n_ok)
+    fig = plot_learning_rate(progress, "accuracy", True, "000-x")
+    png, _ = save_plot(fig, tmp_path)
+    assert png.stat().st_size > 10_000
+    assert "needs two scored attempts" in fig.axes[0].get_title(loc="left")
+
+
+@pytest.mark.parametrize(
+    "span",
+    [pd.Timedelta(0), pd.Timedelta(hours=1), pd.Timedelta(days=365)],
+    ids=["same-second", "an-hour", "a-year"],
+)
+def test_date_ticks_stay_few_whatever_the_span(span):
+    progress = make_progress(20)
+    progress["date"] = START + span * np.linspace(0, 1, 20)
+    fig = plot_learning_rate(progress, "accuracy")
+    svg_text(fig)  # draws, so the locator has run
+    assert 2 <= len(fig.axes[0].get_xticks()) <= 10
+
+
+def test_zero_and_negative_scores_are_inside_the_axes():
+    progress = make_progress(6)
+    progress["status"] = "ok"
+    progress["accuracy"] = [-2.0, -1.0, 0.0, 0.5, -0.5, 0.0]
+    fig = plot_learning_rate(progress, "accuracy")
+    low, high = fig.axes[0].get_ylim()
+    assert low < -2.0 and high > 0.5
