@@ -154,17 +154,29 @@ def _read_scores(path: Path) -> dict[str, float]:
     return collect_scores(nb)
 
 
+DONE = "slope-done"
+
+
 def main() -> int:
-    """Run the job read from stdin; write the result beside the notebook."""
+    """Serve jobs from stdin, one JSON line each, until stdin closes.
+
+    The result goes beside the job's notebook; a line ``slope-done`` on
+    stdout says it is there. One worker serves many attempts, so papermill
+    and its kernel machinery are imported once, not once per attempt.
+    """
     import signal
 
     # SIGTERM from the runner ends the run as Ctrl-C would: kernels shut down.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=os.environ.get("SLOPE_LOG_LEVEL", "WARNING"))
-    job = json.load(sys.stdin)
-    result = execute_attempt(job)
-    result_file = Path(job["staging"]) / RESULT_FILE
-    result_file.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+    import papermill  # noqa: F401 - paid once, before the first job
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        result = execute_attempt(job)
+        result_file = Path(job["staging"]) / RESULT_FILE
+        result_file.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
+        print(DONE, flush=True)
     return 0
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from slope.attempts import Attempt
 from slope.exceptions import LockError
-from slope.execute import RESULT_FILE
+from slope.execute import DONE, RESULT_FILE
 from slope.fingerprint import fingerprint_attempt
 from slope.model import MODEL_FILE, file_sha256
 from slope.paths import PROJECT_DIR_ENV
@@ -130,7 +130,8 @@ class Runner:
         self.timeout = timeout
         self.on_done = on_done or (lambda record: None)
         self.stopping = threading.Event()
-        self.processes: dict[str, subprocess.Popen] = {}
+        self.local = threading.local()
+        self.all_workers: list[_Worker] = []
         self.git_commit = git_commit(project.root)
 
     def run(self) -> list[dict[str, Any]]:
@@ -149,13 +150,17 @@ class Runner:
             with _sigterm_as_interrupt():
                 not_done: set[Future] = set(futures)
                 while not_done:
-                    done, not_done = wait(not_done, timeout=0.2, return_when=FIRST_COMPLETED)
+                    done, not_done = wait(
+                        not_done, timeout=0.2, return_when=FIRST_COMPLETED
+                    )
                     records.extend(f.result() for f in done if f.result())
         except KeyboardInterrupt:
             self._stop(futures)
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            for worker in self.all_workers:
+                worker.close()
         return records
 
     def _run_one(self, attempt: Attempt) -> dict[str, Any] | None:
@@ -189,38 +194,29 @@ class Runner:
         if not attempt.spec.kernel_from_metadata:
             logger.info(
                 "%s: notebooks/%s names no kernel; running it with %r",
-                attempt.id, attempt.notebook, attempt.spec.kernel,
+                attempt.id,
+                attempt.notebook,
+                attempt.spec.kernel,
             )
-        with open(staging / "worker.log", "wb") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "slope.execute"],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=self._environment(),
-                cwd=staging,
-                # Ctrl-C reaches the workers once, from the runner, not twice.
-                start_new_session=True,
-            )
-            self.processes[attempt.id] = process
-            process.stdin.write(json.dumps(job, default=str).encode())
-            process.stdin.close()
-            code = self._wait(process, attempt.id, timeout + 3 * 60 + GRACE_S)
-            self.processes.pop(attempt.id, None)
+        worker = self._worker()
+        finished = worker.execute(job, limit=timeout + 3 * 60 + GRACE_S)
 
         result_file = staging / RESULT_FILE
         if self.stopping.is_set():
             return None
-        if result_file.is_file():
+        if finished and result_file.is_file():
             return json.loads(result_file.read_text(encoding="utf-8"))
-        return _worker_lost(staging, code)
+        return _worker_lost(worker)
 
-    def _wait(self, process: subprocess.Popen, attempt_id: str, limit: float) -> int:
-        try:
-            return process.wait(timeout=limit)
-        except subprocess.TimeoutExpired:
-            logger.warning("%s: the worker did not stop in %.0f s; ending it", attempt_id, limit)
-            return _terminate(process)
+    def _worker(self) -> _Worker:
+        worker = getattr(self.local, "worker", None)
+        if worker is None:
+            log = (
+                self.project.runs_dir / ".logs" / f"worker-{len(self.all_workers)}.log"
+            )
+            worker = self.local.worker = _Worker(self._environment(), log)
+            self.all_workers.append(worker)
+        return worker
 
     def _environment(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -252,23 +248,96 @@ class Runner:
 
     def _stop(self, futures: dict[Future, Attempt]) -> None:
         self.stopping.set()
-        running = list(self.processes.items())
-        for _, process in running:
-            if process.poll() is None:
-                process.send_signal(signal.SIGINT)
+        interrupted = sorted(w.attempt for w in self.all_workers if w.attempt)
+        for worker in self.all_workers:
+            worker.interrupt()
         deadline = time.monotonic() + 15
-        for attempt_id, process in running:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                _terminate(process)
-        interrupted = sorted(a for a, _ in running)
-        not_started = sorted(a.id for f, a in futures.items() if not f.done() and a.id not in interrupted)
+        for worker in self.all_workers:
+            worker.wait(max(0.1, deadline - time.monotonic()))
+        not_started = sorted(
+            a.id for f, a in futures.items() if not f.done() and a.id not in interrupted
+        )
         logger.warning(
             "interrupted: %s; not started: %s; every run that ended before was kept",
             ", ".join(interrupted) or "none",
             ", ".join(not_started) or "none",
         )
+
+
+class _Worker:
+    """One ``python -m slope.execute`` process, serving attempts one at a time."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.process: subprocess.Popen | None = None
+        self.attempt: str | None = None
+
+    def execute(self, job: dict[str, Any], limit: float) -> bool:
+        """Send a job and wait for it; False when the worker ended before it did."""
+        if self.process is None or self.process.poll() is not None:
+            self._start()
+        self.attempt = job["attempt"]
+        timer = threading.Timer(limit, self._overrun, args=(job["attempt"], limit))
+        timer.start()
+        try:
+            self.process.stdin.write(json.dumps(job, default=str) + "\n")
+            self.process.stdin.flush()
+            for line in self.process.stdout:
+                if line.strip() == DONE:
+                    return True
+            self.process.wait()
+            return False
+        except BrokenPipeError:
+            return False
+        finally:
+            timer.cancel()
+            self.attempt = None
+
+    def _start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "slope.execute"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+                text=True,
+                # Ctrl-C reaches the worker once, from the runner, not twice.
+                start_new_session=True,
+            )
+
+    def _overrun(self, attempt: str, limit: float) -> None:
+        logger.warning(
+            "%s: the worker did not stop in %.0f s; ending it", attempt, limit
+        )
+        _terminate(self.process)
+
+    def interrupt(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+
+    def wait(self, seconds: float) -> None:
+        if self.process is None:
+            return
+        try:
+            self.process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            _terminate(self.process)
+
+    def close(self) -> None:
+        """Let the worker finish: its stdin closes and it exits."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.stdin.close()
+        self.wait(30)
+
+    def tail(self) -> str:
+        try:
+            return self.log.read_text(encoding="utf-8", errors="replace")[-4000:]
+        except OSError:
+            return ""
 
 
 def _terminate(process: subprocess.Popen) -> int:
@@ -280,8 +349,8 @@ def _terminate(process: subprocess.Popen) -> int:
         return process.wait()
 
 
-def _worker_lost(staging: Path, code: int) -> dict[str, Any]:
-    log = (staging / "worker.log").read_text(encoding="utf-8", errors="replace")
+def _worker_lost(worker: _Worker) -> dict[str, Any]:
+    code = worker.process.poll() if worker.process else None
     now = dt.datetime.now(dt.timezone.utc).isoformat()
     return {
         "status": "failed",
@@ -289,7 +358,7 @@ def _worker_lost(staging: Path, code: int) -> dict[str, Any]:
             "ename": "WorkerError",
             "evalue": f"the worker process ended with code {code} before the run did",
             "cell": None,
-            "traceback": log[-4000:],
+            "traceback": worker.tail(),
         },
         "scores": {},
         "started": now,
@@ -323,14 +392,20 @@ def git_commit(root: Path) -> str | None:
     """The project's current git commit, with ``-dirty`` when files changed."""
     try:
         head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+            ["git", "rev-parse", "HEAD"],
+            cwd=root,
+            capture_output=True,
+            text=True,
             timeout=10,
         )
         if head.returncode != 0:
             return None
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-            capture_output=True, text=True, timeout=10,
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
