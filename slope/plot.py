@@ -176,7 +176,7 @@ def plot_learning_rate(
         _draw_frontier(ax, ok, data["when"].max())
         _draw_points(ax, ok)
         _draw_trend(ax, ok, rate)
-        _draw_unscored(ax, data[~data["ok"]])
+        _draw_unscored(ax, data[~data["ok"] & (data["status"] != "pending")])
         _draw_hover_targets(ax, data)
         _format_axes(ax, data, metric, greater_is_better, timezone)
         _write_titles(ax, data, metric, greater_is_better, rate)

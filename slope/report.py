@@ -149,18 +149,14 @@ def render_run_page(project: Any, attempt: str, exporter: Any = None) -> Path:
     run = _read_run(folder / "run.json")
     notebook = nbformat.read(folder / "notebook.ipynb", as_version=4)
     anchors = _anchor_cells(notebook)
-    failing = _failing_cell(notebook, run)
-    where = _cell_link(notebook, failing, anchors)
+    where = _cell_link(notebook, _failing_cell(notebook, run), anchors)
 
-    body, _ = (exporter or _exporter(exclude_input=False)).from_notebook_node(
-        _inert(notebook)
-    )
     parts = [
         _run_header(attempt, run),
         _error_box(run, where),
         _run_facts(run, project.metric),
         "<h2>Notebook</h2>",
-        f"<div class='notebook'>{sanitize(body)}</div>",
+        _notebook_html(notebook, folder, exporter),
     ]
     page = Path(project.reports_dir) / RUN_PAGES / f"{attempt}.html"
     page.parent.mkdir(parents=True, exist_ok=True)
@@ -256,7 +252,8 @@ def headline_html(
     """Return the headline: attempts, days, effort rate, best score, learning rate."""
     dates = pd.to_datetime(progress["date"], utc=True)
     ok = scored_attempts(progress, metric)
-    span = (dates.max() - dates.min()) / pd.Timedelta(days=1) if len(dates) else 0
+    span = (dates.max() - dates.min()) / pd.Timedelta(days=1)
+    span = 0.0 if pd.isna(span) else span
     rate = learning_rate(ok["date"], ok[metric]) if len(ok) else math.nan
 
     cards = [
@@ -333,6 +330,24 @@ def _exporter(*, exclude_input: bool) -> Any:
         exclude_input_prompt=exclude_input,
         exclude_output_prompt=exclude_input,
     )
+
+
+def _notebook_html(notebook: Any, folder: Path, exporter: Any) -> str:
+    """The run's notebook as inert HTML; a note instead if it does not validate."""
+    import nbformat
+
+    try:
+        body, _ = (exporter or _exporter(exclude_input=False)).from_notebook_node(
+            _inert(notebook)
+        )
+    except nbformat.ValidationError as err:
+        logger.warning("%s/notebook.ipynb is not a valid notebook: %s", folder, err)
+        return (
+            "<p class='err'>This notebook does not validate, so it is not shown: "
+            f"{html.escape(str(err).splitlines()[0])}. Open "
+            f"{html.escape(str(folder / 'notebook.ipynb'))} in JupyterLab.</p>"
+        )
+    return f"<div class='notebook'>{sanitize(body)}</div>"
 
 
 def _read_run(path: Path) -> dict[str, Any]:

@@ -210,3 +210,12 @@ def test_zero_and_negative_scores_are_inside_the_axes():
     fig = plot_learning_rate(progress, "accuracy")
     low, high = fig.axes[0].get_ylim()
     assert low < -2.0 and high > 0.5
+
+
+def test_pending_attempt_without_a_date_is_left_out(tmp_path):
+    progress = make_progress(5)
+    progress.loc[4, ["status", "accuracy", "date"]] = ["pending", NAN, pd.NaT]
+    fig = plot_learning_rate(progress, "accuracy")
+    png, _ = save_plot(fig, tmp_path, point_tooltips(progress, "accuracy"))
+    assert png.stat().st_size > 10_000
+    assert "no date" in point_tooltips(progress, "accuracy")["slope-point-4"]
