@@ -130,11 +130,13 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
 
     project = load_project(root)
     table = build_progress(project, load_attempts(project))
-    shown = table.drop(columns=["run_page", "notes"]).copy()
+    shown = table.drop(columns=["run_page", "notes", "error"]).copy()
     shown["date"] = shown["date"].dt.strftime("%Y-%m-%d %H:%M")
-    shown["error"] = shown["error"].str.slice(0, 60)
-    with pd.option_context("display.width", 200, "display.max_columns", 20):
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(shown.fillna("").to_string(index=False))
+    for attempt, error in zip(table["attempt"], table["error"], strict=True):
+        if error:
+            print(f"\n{attempt}: {error}")
     return 0
 
 
@@ -180,7 +182,7 @@ def _finish(project, attempts, build: bool) -> int:
         write_progress(table, project.reports_dir)
         from slope.report import render_report
 
-        index = render_report(project, table)
+        index = render_report(project, table, kernel_name=project.kernel)
 
     counts = Counter(table["status"])
     summary = ", ".join(f"{counts[s]} {s}" for s in sorted(counts, key=_status_order))

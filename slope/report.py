@@ -90,8 +90,8 @@ def render_report(
     progress
         The progress table, one row per attempt in date order.
     report_notebook
-        The report notebook to execute; ``notebooks/report.ipynb`` of slope's
-        source tree unless given.
+        The report notebook to execute; unless given, the project's
+        ``notebooks/report.ipynb``, else the one in slope's repository.
     kernel_name
         The kernel papermill starts for the report notebook.
 
@@ -121,7 +121,22 @@ def render_report(
     save_plot(fig, reports, tips)
 
     render_run_pages(project, progress)
+    if report_notebook is None:
+        report_notebook = find_report_notebook(project)
     return render_index(project, progress, report_notebook, kernel_name)
+
+
+def find_report_notebook(project: Any) -> Path:
+    """The project's ``notebooks/report.ipynb``, else the one beside slope's source."""
+    own = Path(project.root) / "notebooks" / "report.ipynb"
+    if own.is_file():
+        return own
+    if REPORT_NOTEBOOK.is_file():
+        return REPORT_NOTEBOOK
+    raise ReportError(
+        f"{own} does not exist; copy notebooks/report.ipynb from slope's repository "
+        "into the project's notebooks/ folder"
+    )
 
 
 def render_run_pages(project: Any, progress: pd.DataFrame) -> list[Path]:
