@@ -6,6 +6,7 @@ a run folder as the engine would, then measures one record at a time:
 - the model called in-process (``model.predict`` on a one-row frame);
 - a minimal FastAPI app that only parses JSON and calls the model;
 - slope's app, with all of its validation on;
+- slope's validation alone, in-process (parse, check, build the frame);
 
 both apps served by uvicorn on 127.0.0.1, each over one keep-alive connection.
 The three are called in turn, one request each, so that a busy machine slows
@@ -131,6 +132,26 @@ def call_in_process(folder: Path) -> Callable[[], None]:
     return lambda: model.predict(pd.DataFrame([PENGUIN]))
 
 
+def call_validation(project: Path) -> Callable[[], None]:
+    """Return slope's own work on one request, in-process: parse, check, frame."""
+    from slope.api import Predictor
+    from slope.project import load_project
+    from slope.serve import load_served_run, select_run
+
+    served = load_served_run(select_run(load_project(project)))
+    predictor = Predictor(served, max_records=1000)
+    body = json.dumps(PENGUIN).encode()
+    return lambda: predictor.to_frame(predictor.parse(body))
+
+
+def calibrate() -> float:
+    """Return the milliseconds of a plain Python loop, to compare machines."""
+    start = time.perf_counter()
+    for _ in range(10):
+        sum(range(100_000))
+    return (time.perf_counter() - start) * 100
+
+
 def call_server(port: int) -> Callable[[], None]:
     """Return a function that posts one penguin over a keep-alive connection."""
     body = json.dumps(PENGUIN).encode()
@@ -194,7 +215,10 @@ def measure(n: int) -> dict[str, dict[str, float]]:
         folder = make_project(project)
         servers = {kind: start_server(kind, project) for kind in ("minimal", "slope")}
         try:
-            calls = {"in-process": call_in_process(folder)}
+            calls = {
+                "in-process": call_in_process(folder),
+                "validation": call_validation(project),
+            }
             calls.update(
                 (kind, call_server(port)) for kind, (_, port) in servers.items()
             )
@@ -222,6 +246,7 @@ def report(figures: dict[str, dict[str, float]]) -> None:
     print(f"slope req/s / minimal req/s: {ratio:.2f} (target >= 0.80)")
     print(f"slope p50 {slope['p50_ms']:.3f} ms (target < 2 ms for one penguin)")
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"sum(range(100_000)) takes {calibrate():.2f} ms here")
 
 
 def main() -> None:

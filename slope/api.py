@@ -201,15 +201,16 @@ class Predictor:
     def predict(self, records: list[BaseModel]) -> dict[str, Any]:
         """Return the predictions (and class probabilities) for valid records.
 
-        A classifier's predicted class is the one with the highest
-        probability, so predictions and probabilities never disagree.
+        A classifier with ``predict_proba`` is called once: its predicted class
+        is the one with the highest probability, so the predictions and the
+        probabilities never disagree. Other models give ``predict`` alone.
         """
         X = self.to_frame(records)
         try:
             with np.errstate(all="ignore"):
                 if self.classes is not None:
                     return self._classify(X)
-                return self._regress(X)
+                return self._predict_only(X)
         except (ValueError, TypeError) as err:
             logger.warning("the model failed on a valid request: %s", err)
             raise RequestRejected(422, [_problem("model_error", str(err))]) from err
@@ -300,9 +301,10 @@ class Predictor:
             "probabilities": probabilities,
         }
 
-    def _regress(self, X: pd.DataFrame) -> dict[str, Any]:
+    def _predict_only(self, X: pd.DataFrame) -> dict[str, Any]:
         y = np.asarray(self.model.predict(X))
-        _check_finite(y)
+        if y.dtype.kind in "fc":
+            _check_finite(y)
         return {"attempt": self.attempt, "predictions": y.tolist()}
 
     def _feature(self, name: str | None) -> dict[str, Any] | None:

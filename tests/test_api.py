@@ -22,7 +22,7 @@ from schemathesis.checks import not_a_server_error, response_schema_conformance
 from sklearn.compose import make_column_transformer
 from sklearn.dummy import DummyClassifier
 from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LinearRegression, LogisticRegression
+from sklearn.linear_model import LinearRegression, LogisticRegression, RidgeClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -543,6 +543,21 @@ def test_regression_model_predicts_numbers(tmp_path, penguins):
     assert isinstance(prediction, float)
     assert "probabilities" not in response.json()
     assert 2500 < prediction < 6500
+
+
+def test_classifier_without_probabilities_predicts_classes(tmp_path, penguins):
+    X, y = penguins
+    model = fit_classifier(X, y)
+    model.steps[-1] = ("ridge", RidgeClassifier())
+    model.fit(X, y)
+    root = write_project(tmp_path)
+    write_run(root, "001-ridge", score=0.8, model=model, X=X)
+
+    with TestClient(create_app(root)) as test_client:
+        response = test_client.post("/predict", json=PENGUIN)
+
+    assert response.status_code == 200
+    assert response.json() == {"attempt": "001-ridge", "predictions": ["male"]}
 
 
 def test_nullable_feature_accepts_null(tmp_path):
