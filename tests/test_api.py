@@ -9,13 +9,13 @@ import socket
 import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import httpx
 import pandas as pd
 import pytest
 import schemathesis
+from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error, response_schema_conformance
@@ -32,16 +32,7 @@ from slope.model import file_sha256, save_model
 from slope.project import load_project
 from slope.serve import select_run, serve
 
-with warnings.catch_warnings():
-    # TODO: drop once the test extras install httpx2, which starlette now prefers.
-    warnings.filterwarnings("ignore", "Using `httpx` with `starlette.testclient`")
-    from fastapi.testclient import TestClient
-
 PENGUINS = Path(__file__).resolve().parents[1] / "data" / "penguins.csv"
-if not PENGUINS.is_file():
-    import palmerpenguins
-
-    PENGUINS = Path(palmerpenguins.__file__).parent / "data" / "penguins.csv"
 
 NUMBERS = ["bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g"]
 CATEGORIES = ["species", "island"]
