@@ -24,7 +24,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from slope.attempts import Attempt
 from slope.exceptions import LockError
@@ -123,6 +123,7 @@ class Runner:
         workers: int | None = None,
         timeout: float | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.project = project
         self.plan = plan
@@ -130,8 +131,7 @@ class Runner:
         self.timeout = timeout
         self.on_done = on_done or (lambda record: None)
         self.stopping = threading.Event()
-        self.local = threading.local()
-        self.all_workers: list[_Worker] = []
+        self.backend = backend or LocalBackend(project, self.workers)
         self.git_commit = git_commit(project.root)
 
     def run(self) -> list[dict[str, Any]]:
@@ -159,8 +159,7 @@ class Runner:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
-            for worker in self.all_workers:
-                worker.close()
+            self.backend.close()
         return records
 
     def _run_one(self, attempt: Attempt) -> dict[str, Any] | None:
@@ -198,33 +197,8 @@ class Runner:
                 attempt.notebook,
                 attempt.spec.kernel,
             )
-        worker = self._worker()
-        finished = worker.execute(job, limit=timeout + 3 * 60 + GRACE_S)
-
-        result_file = staging / RESULT_FILE
-        if self.stopping.is_set():
-            return None
-        if finished and result_file.is_file():
-            return json.loads(result_file.read_text(encoding="utf-8"))
-        return _worker_lost(worker)
-
-    def _worker(self) -> _Worker:
-        worker = getattr(self.local, "worker", None)
-        if worker is None:
-            log = (
-                self.project.runs_dir / ".logs" / f"worker-{len(self.all_workers)}.log"
-            )
-            worker = self.local.worker = _Worker(self._environment(), log)
-            self.all_workers.append(worker)
-        return worker
-
-    def _environment(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env[PROJECT_DIR_ENV] = str(self.project.root)
-        threads = str(max(1, default_workers() // self.workers))
-        for name in THREAD_VARIABLES:
-            env.setdefault(name, threads)
-        return env
+        result = self.backend.execute(job, limit=timeout + 3 * 60 + GRACE_S)
+        return None if self.stopping.is_set() else result
 
     def _record(
         self, attempt: Attempt, staging: Path, result: dict[str, Any]
@@ -248,12 +222,7 @@ class Runner:
 
     def _stop(self, futures: dict[Future, Attempt]) -> None:
         self.stopping.set()
-        interrupted = sorted(w.attempt for w in self.all_workers if w.attempt)
-        for worker in self.all_workers:
-            worker.interrupt()
-        deadline = time.monotonic() + 15
-        for worker in self.all_workers:
-            worker.wait(max(0.1, deadline - time.monotonic()))
+        interrupted = sorted(self.backend.interrupt())
         not_started = sorted(
             a.id for f, a in futures.items() if not f.done() and a.id not in interrupted
         )
@@ -262,6 +231,70 @@ class Runner:
             ", ".join(interrupted) or "none",
             ", ".join(not_started) or "none",
         )
+
+
+class Backend(Protocol):
+    """Where attempts execute: local worker processes, or a cluster."""
+
+    def execute(self, job: dict[str, Any], limit: float) -> dict[str, Any]:
+        """Run one job into ``job["staging"]``; return its result, even when lost.
+
+        Called from several threads at once, one job per thread.
+        """
+
+    def interrupt(self) -> list[str]:
+        """Stop every running job, shutting its kernel down; return their ids."""
+
+    def close(self) -> None:
+        """Release the workers once every job ended."""
+
+
+class LocalBackend:
+    """A few ``python -m slope.execute`` processes on this machine, one per thread."""
+
+    def __init__(self, project: Project, workers: int) -> None:
+        self.project = project
+        self.workers = workers
+        self.local = threading.local()
+        self.all_workers: list[_Worker] = []
+
+    def execute(self, job: dict[str, Any], limit: float) -> dict[str, Any]:
+        worker = self._worker()
+        finished = worker.execute(job, limit)
+        result_file = Path(job["staging"]) / RESULT_FILE
+        if finished and result_file.is_file():
+            return json.loads(result_file.read_text(encoding="utf-8"))
+        return _worker_lost(worker)
+
+    def interrupt(self) -> list[str]:
+        running = [w.attempt for w in self.all_workers if w.attempt]
+        for worker in self.all_workers:
+            worker.interrupt()
+        deadline = time.monotonic() + 15
+        for worker in self.all_workers:
+            worker.wait(max(0.1, deadline - time.monotonic()))
+        return running
+
+    def close(self) -> None:
+        for worker in self.all_workers:
+            worker.close()
+
+    def _worker(self) -> _Worker:
+        worker = getattr(self.local, "worker", None)
+        if worker is None:
+            name = f"worker-{len(self.all_workers)}.log"
+            log = self.project.runs_dir / ".logs" / name
+            worker = self.local.worker = _Worker(self._environment(), log)
+            self.all_workers.append(worker)
+        return worker
+
+    def _environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env[PROJECT_DIR_ENV] = str(self.project.root)
+        threads = str(max(1, default_workers() // self.workers))
+        for name in THREAD_VARIABLES:
+            env.setdefault(name, threads)
+        return env
 
 
 class _Worker:
