@@ -1,7 +1,7 @@
 """Run every new or changed attempt in params/, then build reports/index.html.
 
-    python run_all.py            # run, then report
-    python run_all.py --help     # every command and option
+python run_all.py            # run, then report
+python run_all.py --help     # every command and option
 """
 
 import sys

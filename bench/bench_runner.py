@@ -44,7 +44,11 @@ def write_project(root: Path, code: str, count: int, work: int = 0) -> Path:
     params = nbformat.v4.new_code_cell(f"value = 0.5\nwork = {work}")
     params.metadata["tags"] = ["parameters"]
     nb.cells = [params, nbformat.v4.new_code_cell(code)]
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     nbformat.write(nb, root / "notebooks" / "bench.ipynb")
     (root / "params" / "project.yaml").write_text("metric: accuracy\n")
     for i in range(count):
@@ -98,12 +102,23 @@ def main() -> None:
         light = write_project(tmp / "light", LIGHT, args.light)
         plain = time_papermill(light, args.light) / args.light
         ours = time_slope(light, "--workers", "1") / args.light
-        print(f"(a) per attempt: papermill {plain:.2f} s, slope {ours:.2f} s, "
-              f"ratio {ours / plain:.2f} (target <= 1.0)")
+        print(
+            f"(a) per attempt: papermill {plain:.2f} s, slope {ours:.2f} s, "
+            f"ratio {ours / plain:.2f} (target <= 1.0)"
+        )
 
         many = write_project(tmp / "many", LIGHT, 100)
         fake_ok_runs(many)
-        command = [sys.executable, "-m", "slope", "run", "--project", str(many), "--no-report", "-q"]
+        command = [
+            sys.executable,
+            "-m",
+            "slope",
+            "run",
+            "--project",
+            str(many),
+            "--no-report",
+            "-q",
+        ]
         started = time.perf_counter()
         subprocess.run(command, check=True, capture_output=True)
         noop = time.perf_counter() - started
@@ -112,8 +127,10 @@ def main() -> None:
         cpu = write_project(tmp / "cpu", CPU, args.cpu, work=args.work)
         one = time_slope(cpu, "--workers", "1")
         two = time_slope(cpu, "--workers", "2")
-        print(f"(c) {args.cpu} CPU-bound attempts: 1 worker {one:.1f} s, "
-              f"2 workers {two:.1f} s, speed-up {one / two:.2f}x")
+        print(
+            f"(c) {args.cpu} CPU-bound attempts: 1 worker {one:.1f} s, "
+            f"2 workers {two:.1f} s, speed-up {one / two:.2f}x"
+        )
 
 
 if __name__ == "__main__":

@@ -70,18 +70,16 @@ def load_attempt(
     return attempt
 
 
-def _fill_attempt(
-    attempt: Attempt, project: Project, specs: dict[Path, Any]
-) -> None:
+def _fill_attempt(attempt: Attempt, project: Project, specs: dict[Path, Any]) -> None:
     path = attempt.path
     if not SAFE_ID.fullmatch(attempt.id):
         raise AttemptError(
-            f"params/{path.name}: the file name {attempt.id!r} cannot be an attempt id, which "
+            f"{_at(path)}: the file name {attempt.id!r} cannot be an attempt id, which "
             "names its run folder; use letters, digits, '-', '_' and '.', "
             f"for example {_safe_id(attempt.id)!r}.yaml"
         )
     content = load_yaml_mapping(
-        path, AttemptError, label=f"params/{path.name}", kind="attempt file"
+        path, AttemptError, label=_at(path), kind="attempt file"
     )
     _check_keys(path, content)
 
@@ -100,13 +98,13 @@ def _check_keys(path: Path, content: dict[str, Any]) -> None:
     for key in content:
         if key not in ATTEMPT_KEYS:
             raise AttemptError(
-                f"params/{path.name}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
+                f"{_at(path)}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
                 f"an attempt file has {', '.join(ATTEMPT_KEYS)}, and the notebook's "
                 "parameters go under 'parameters:'"
             )
     if "notebook" not in content:
         raise AttemptError(
-            f"params/{path.name}: 'notebook' is missing; name a notebook in notebooks/, "
+            f"{_at(path)}: 'notebook' is missing; name a notebook in notebooks/, "
             "such as 'notebook: train.ipynb'"
         )
 
@@ -116,7 +114,7 @@ def _notes(path: Path, notes: Any) -> str:
         return ""
     if not isinstance(notes, str | int | float):
         raise AttemptError(
-            f"params/{path.name}: 'notes' must be text, got a {type(notes).__name__}; "
+            f"{_at(path)}: 'notes' must be text, got a {type(notes).__name__}; "
             "quote it, or use a '|' block for several lines"
         )
     return str(notes)
@@ -125,9 +123,13 @@ def _notes(path: Path, notes: Any) -> str:
 def _timeout(path: Path, timeout: Any) -> float | None:
     if timeout is None:
         return None
-    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0:
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or timeout <= 0
+    ):
         raise AttemptError(
-            f"params/{path.name}: 'timeout' must be a positive number of seconds, "
+            f"{_at(path)}: 'timeout' must be a positive number of seconds, "
             f"got {timeout!r}"
         )
     return float(timeout)
@@ -146,14 +148,14 @@ def parse_date(path: Path, value: Any, tz: dt.tzinfo) -> dt.datetime | None:
             value = dt.datetime.fromisoformat(value.strip())
         except ValueError as err:
             raise AttemptError(
-                f"params/{path.name}: 'date' {value!r} is not a date; write it as "
+                f"{_at(path)}: 'date' {value!r} is not a date; write it as "
                 "YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM]"
             ) from err
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         value = dt.datetime.combine(value, dt.time())
     if not isinstance(value, dt.datetime):
         raise AttemptError(
-            f"params/{path.name}: 'date' must be a date such as 2026-11-12, got {value!r}"
+            f"{_at(path)}: 'date' must be a date such as 2026-11-12, got {value!r}"
         )
     if value.tzinfo is None:
         value = value.replace(tzinfo=tz)
@@ -163,7 +165,7 @@ def parse_date(path: Path, value: Any, tz: dt.tzinfo) -> dt.datetime | None:
 def _notebook_name(path: Path, name: Any) -> str:
     if not isinstance(name, str) or not name.strip():
         raise AttemptError(
-            f"params/{path.name}: 'notebook' must be a notebook's file name, got {name!r}"
+            f"{_at(path)}: 'notebook' must be a notebook's file name, got {name!r}"
         )
     return name.strip()
 
@@ -175,16 +177,17 @@ def _notebook_spec(
     notebook = (folder / name).resolve()
     if not notebook.is_relative_to(folder) or notebook.suffix != ".ipynb":
         raise AttemptError(
-            f"params/{path.name}: 'notebook' {name!r} must be an .ipynb file inside "
+            f"{_at(path)}: 'notebook' {name!r} must be an .ipynb file inside "
             "notebooks/; write its path relative to that folder"
         )
     if not notebook.is_file():
         known = sorted(
-            str(p.relative_to(folder)) for p in folder.rglob("*.ipynb")
+            str(p.relative_to(folder))
+            for p in folder.rglob("*.ipynb")
             if ".ipynb_checkpoints" not in p.parts
         )
         raise AttemptError(
-            f"params/{path.name}: 'notebook' {name!r} does not exist in notebooks/"
+            f"{_at(path)}: 'notebook' {name!r} does not exist in notebooks/"
             f"{_did_you_mean(name, known)}; the notebooks are: "
             f"{', '.join(known) or 'none'}"
         )
@@ -195,7 +198,7 @@ def _notebook_spec(
             specs[notebook] = err
     spec = specs[notebook]
     if isinstance(spec, AttemptError):
-        raise AttemptError(f"params/{path.name}: {spec}")
+        raise AttemptError(f"{_at(path)}: {spec}")
     return spec
 
 
@@ -211,7 +214,7 @@ def resolve_parameters(
         given = {}
     if not isinstance(given, dict):
         raise AttemptError(
-            f"params/{path.name}: 'parameters' holds a {type(given).__name__}, but a mapping "
+            f"{_at(path)}: 'parameters' holds a {type(given).__name__}, but a mapping "
             "of 'name: value' lines is expected, one per notebook parameter"
         )
     for key in given:
@@ -226,7 +229,7 @@ def resolve_parameters(
 
 
 def _check_key(path: Path, spec: NotebookSpec, key: Any) -> None:
-    where = f"params/{path.name}: parameter {key!r}"
+    where = f"{_at(path)}: parameter {key!r}"
     if not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key):
         fix = _safe_id(str(key)).replace("-", "_").replace(".", "_")
         raise AttemptError(
@@ -267,7 +270,7 @@ def fit_value(path: Path, key: str, value: Any, default: Any) -> Any:
     if type(value) is expected or (expected is float and type(value) is float):
         return value
     raise AttemptError(
-        f"params/{path.name}: parameter {key!r} is {value!r} ({type(value).__name__}), but "
+        f"{_at(path)}: parameter {key!r} is {value!r} ({type(value).__name__}), but "
         f"the notebook's default {default!r} is a {expected.__name__}"
         f"{_yaml_hint(value, expected)}"
     )
@@ -282,6 +285,11 @@ def _yaml_hint(value: Any, expected: type) -> str:
     if expected is bool and isinstance(value, str):
         return "; write true or false"
     return f"; give a {expected.__name__}"
+
+
+def _at(path: Path) -> str:
+    """How messages name an attempt's file."""
+    return f"params/{path.name}"
 
 
 def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:

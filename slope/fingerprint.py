@@ -26,7 +26,6 @@ def fingerprint_attempt(
     ``file_digests`` caches data-file hashes across attempts that share them.
     """
     from slope import __version__
-
     from slope.inspection import UNKNOWN
 
     defaults = {k: v for k, v in attempt.spec.parameters.items() if v is not UNKNOWN}
@@ -73,7 +72,9 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _label(path: Path, project_root: Path) -> str:
-    return str(path.relative_to(project_root) if path.is_relative_to(project_root) else path)
+    return str(
+        path.relative_to(project_root) if path.is_relative_to(project_root) else path
+    )
 
 
 def _digest(path: Path, cache: dict[Path, str]) -> str:

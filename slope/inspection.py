@@ -64,7 +64,7 @@ def inspect_notebook(path: Path, default_kernel: str) -> NotebookSpec:
 
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
-    """Read a notebook as papermill does; raise AttemptError naming the file if broken."""
+    """Read a notebook as papermill does; raise AttemptError if it is broken."""
     try:
         return load_notebook_node(str(path))
     except (OSError, ValueError, nbformat.ValidationError) as err:
@@ -85,9 +85,10 @@ def _untagged_message(path: Path, nb: nbformat.NotebookNode) -> str:
         line = first_code.source.strip().splitlines()[0]
         hint = f" (the first code cell starts {line!r}: is that the one?)"
     return (
-        f"notebooks/{path.name} has no cell tagged 'parameters'{hint}; in JupyterLab select the "
-        "cell that sets the defaults, open the Property Inspector (gear icon, "
-        "right sidebar), and add the tag 'parameters' under Cell Tags"
+        f"notebooks/{path.name} has no cell tagged 'parameters'{hint}; in "
+        "JupyterLab select the cell that sets the defaults, open the Property "
+        "Inspector (gear icon, right sidebar), and add the tag 'parameters' "
+        "under Cell Tags"
     )
 
 

@@ -42,7 +42,9 @@ def save_model(model: Any, X: Any, output_dir: str | Path | None) -> Path | None
         The model file, or None when nothing was saved.
     """
     if output_dir is None:
-        logger.warning("output_dir is None: the model is not saved (run_all.py sets it)")
+        logger.warning(
+            "output_dir is None: the model is not saved (run_all.py sets it)"
+        )
         return None
 
     import joblib

@@ -102,12 +102,18 @@ def _check_setting(path: Path, key: str, value: Any, expected: Any) -> None:
     else:
         ok = isinstance(value, expected)
     if not ok:
-        names = " or ".join(t.__name__ for t in (expected if isinstance(expected, tuple) else (expected,)))
+        names = " or ".join(
+            t.__name__
+            for t in (expected if isinstance(expected, tuple) else (expected,))
+        )
         raise ProjectError(
-            f"{path}: {key!r} must be of type {names}, got {value!r} ({type(value).__name__})"
+            f"{path}: {key!r} must be of type {names}, "
+            f"got {value!r} ({type(value).__name__})"
         )
     if key == "timeout" and value <= 0:
-        raise ProjectError(f"{path}: 'timeout' must be a positive number of seconds, got {value!r}")
+        raise ProjectError(
+            f"{path}: 'timeout' must be a positive number of seconds, got {value!r}"
+        )
 
 
 def _check_timezone(path: Path, name: str) -> None:

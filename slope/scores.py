@@ -55,7 +55,9 @@ def collect_scores(notebook: Mapping[str, Any]) -> dict[str, float]:
     """Read the scores an executed notebook recorded; an empty dict if none."""
     scores: dict[str, float] = {}
     for cell in notebook.get("cells", []):
-        for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+        for output in (
+            cell.get("outputs", []) if cell.get("cell_type") == "code" else []
+        ):
             payload = output.get("data", {}).get(SCORES_MIMETYPE)
             if isinstance(payload, Mapping):
                 scores.update(payload)

@@ -12,7 +12,9 @@ class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):
     """A safe loader (libyaml's where built) that refuses duplicate keys."""
 
 
-def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False):
+def _construct_mapping(
+    loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False
+):
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
         key = loader.construct_object(key_node, deep=deep)
@@ -82,9 +84,12 @@ def _bad_date_message(text: str, err: ValueError) -> str:
             nodes.extend(n for pair in node.value for n in pair)
         elif isinstance(node, yaml.SequenceNode):
             nodes.extend(node.value)
-        elif node is not None and node.tag == resolver.resolve(
-            yaml.ScalarNode, node.value, (True, False)
-        ) == "tag:yaml.org,2002:timestamp":
+        elif (
+            node is not None
+            and node.tag
+            == resolver.resolve(yaml.ScalarNode, node.value, (True, False))
+            == "tag:yaml.org,2002:timestamp"
+        ):
             try:
                 yaml.safe_load(node.value)
             except ValueError:

@@ -6,12 +6,11 @@ import datetime as dt
 import shutil
 
 import pytest
+from conftest import CASE_PARAMS
 
 from slope.attempts import load_attempts
 from slope.exceptions import ProjectError
 from slope.project import load_project
-
-from conftest import CASE_PARAMS
 
 
 def _errors(root):
@@ -30,13 +29,19 @@ def case_attempts(make_project):
 @pytest.mark.parametrize(
     ("case", "message"),
     [
-        ("bad_yaml", r"params/bad_yaml\.yaml is not valid YAML at line 4, column 1.*tabs"),
+        (
+            "bad_yaml",
+            r"params/bad_yaml\.yaml is not valid YAML at line 4, column 1.*tabs",
+        ),
         ("bad_date", r"params/bad_date\.yaml has '2026-13-45' at line 2.*YYYY-MM-DD"),
         ("empty", r"params/empty\.yaml is an empty attempt file"),
         ("parameters_is_a_list", r"'parameters' holds a list, but a mapping"),
         ("hyphen_key", r"'learning-rate' is not a Python name.*'learning_rate'"),
         ("typo_key", r"'n_estimaters' is not declared.*did you mean 'n_estimators'"),
-        ("missing_notebook", r"'does_not_exist\.ipynb' does not exist.*echo_text\.ipynb"),
+        (
+            "missing_notebook",
+            r"'does_not_exist\.ipynb' does not exist.*echo_text\.ipynb",
+        ),
         ("my attempt (v2)", r"cannot be an attempt id.*'my-attempt-v2'\.yaml"),
     ],
     ids=lambda value: value if " " not in str(value) and len(str(value)) < 25 else "",
@@ -52,7 +57,10 @@ def test_each_kind_of_bad_params_file_gets_its_message(case_attempts, case, mess
 def test_valid_cases_arrive_exactly(case_attempts):
     assert case_attempts["float_written_as_1e-3"].parameters == {"learning_rate": 0.001}
     text = case_attempts["quotes_and_unicode"].parameters["text"]
-    assert text == "a \"double\" and 'single' quote, a back\\slash, a\ttab,\na newline, é, 東京 and 🚀"
+    assert (
+        text == "a \"double\" and 'single' quote, a back\\slash, a\ttab,\n"
+        "a newline, é, 東京 and 🚀"
+    )
     notes = case_attempts["script_in_notes"].notes
     assert notes == '<script>alert("notes")</script><img src=x onerror=alert(2)>'
 
@@ -62,14 +70,20 @@ def test_untagged_parameters_cell_says_how_to_tag(make_project):
 
     attempt = _errors(root)["a"]
 
-    assert "notebooks/untagged_parameters.ipynb has no cell tagged 'parameters'" in attempt.error
+    assert (
+        "notebooks/untagged_parameters.ipynb has no cell tagged 'parameters'"
+        in attempt.error
+    )
     assert "Property Inspector" in attempt.error
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
     [
-        ("no", r"'text' is False \(bool\).*default 'default' is a str.*put it in quotes"),
+        (
+            "no",
+            r"'text' is False \(bool\).*default 'default' is a str.*put it in quotes",
+        ),
         ("2026-11-02", r"'text' is datetime\.date\(2026, 11, 2\).*put it in quotes"),
         ("12", r"'text' is 12 \(int\).*put it in quotes"),
         ("[1, 2]", r"'text' is \[1, 2\] \(list\).*give a str"),
@@ -77,7 +91,9 @@ def test_untagged_parameters_cell_says_how_to_tag(make_project):
     ids=["yaml11-no", "unquoted-date", "int-for-str", "list-for-str"],
 )
 def test_value_whose_type_does_not_fit_the_default(make_project, value, message):
-    root = make_project({"a": f"notebook: echo_text.ipynb\nparameters:\n  text: {value}\n"})
+    root = make_project(
+        {"a": f"notebook: echo_text.ipynb\nparameters:\n  text: {value}\n"}
+    )
 
     with pytest.raises(Exception, match=message):
         raise Exception(_errors(root)["a"].error)
@@ -126,11 +142,16 @@ def test_notebook_paths_stay_inside_notebooks(make_project, notebook, message):
 def test_unknown_top_level_key_suggests_the_right_one(make_project):
     root = make_project({"a": "notebook: echo_text.ipynb\nparamters: {text: x}\n"})
 
-    assert "unknown key 'paramters' (did you mean 'parameters'?)" in _errors(root)["a"].error
+    assert (
+        "unknown key 'paramters' (did you mean 'parameters'?)"
+        in _errors(root)["a"].error
+    )
 
 
 def test_output_dir_belongs_to_the_engine(make_project):
-    root = make_project({"a": "notebook: scores.ipynb\nparameters: {output_dir: /tmp}\n"})
+    root = make_project(
+        {"a": "notebook: scores.ipynb\nparameters: {output_dir: /tmp}\n"}
+    )
 
     assert "'output_dir' is set by run_all.py itself" in _errors(root)["a"].error
 
@@ -170,10 +191,19 @@ def test_dates_without_zone_take_the_project_timezone(make_project):
     [
         ("", r"params/project\.yaml is an empty settings file"),
         ("greater_is_better: true\n", r"'metric' is missing"),
-        ("metric: accuracy\ntimeout: soon\n", r"'timeout' must be of type int or float, got 'soon'"),
-        ("metric: accuracy\ngreater_is_better: yes please\n", r"'greater_is_better' must be of type bool"),
+        (
+            "metric: accuracy\ntimeout: soon\n",
+            r"'timeout' must be of type int or float, got 'soon'",
+        ),
+        (
+            "metric: accuracy\ngreater_is_better: yes please\n",
+            r"'greater_is_better' must be of type bool",
+        ),
         ("metric: accuracy\nmetrik: f1\n", r"unknown setting 'metrik'"),
-        ("metric: accuracy\ntimezone: Mars/Olympus\n", r"'Mars/Olympus' is not a known time zone"),
+        (
+            "metric: accuracy\ntimezone: Mars/Olympus\n",
+            r"'Mars/Olympus' is not a known time zone",
+        ),
     ],
     ids=["empty", "no-metric", "timeout-text", "bool-text", "unknown", "zone"],
 )

@@ -31,8 +31,18 @@ def test_run_is_the_default_command(make_project, capsys):
 
 
 def test_piped_output_says_one_line_per_attempt(make_project):
-    root = make_project({"a": "notebook: scores.ipynb\n", "b": "notebook: raises.ipynb\n"})
-    command = [sys.executable, "-m", "slope", "run", "--project", str(root), "--no-report"]
+    root = make_project(
+        {"a": "notebook: scores.ipynb\n", "b": "notebook: raises.ipynb\n"}
+    )
+    command = [
+        sys.executable,
+        "-m",
+        "slope",
+        "run",
+        "--project",
+        str(root),
+        "--no-report",
+    ]
 
     done = subprocess.run(command, capture_output=True, text=True, timeout=300)
 
@@ -62,7 +72,10 @@ def test_status_prints_the_table_without_running(make_project, capsys):
 
 def test_new_copies_an_attempt_dated_now(make_project, capsys):
     root = make_project(
-        {"001-base": "# keep me\nnotebook: scores.ipynb\ndate: 2026-11-01\nparameters: {value: 0.1}\n"}
+        {
+            "001-base": "# keep me\nnotebook: scores.ipynb\ndate: 2026-11-01\n"
+            "parameters: {value: 0.1}\n"
+        }
     )
 
     code = main(["new", "--project", str(root), "001-base", "002-better"])
@@ -79,7 +92,10 @@ def test_new_copies_an_attempt_dated_now(make_project, capsys):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["nope", "002-x"], r"params/nope\.yaml does not exist; the attempts are: 001-base"),
+        (
+            ["nope", "002-x"],
+            r"params/nope\.yaml does not exist; the attempts are: 001-base",
+        ),
         (["001-base", "bad name"], r"'bad name' cannot be an attempt id"),
         (["001-base", "001-base"], r"params/001-base\.yaml exists already"),
     ],

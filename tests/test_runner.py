@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -95,9 +94,13 @@ def test_a_failure_names_the_error_and_the_cell(mixed):
     magic = run_record(root, "magic")["error"]
 
     assert (raised["ename"], raised["evalue"], raised["cell"]) == (
-        "ValueError", "the data has only 10 rows", 4,  # after papermill's banners
+        "ValueError",
+        "the data has only 10 rows",
+        4,  # after papermill's banners
     )
-    assert notebook_cell(root, "raises", 4)["metadata"]["papermill"]["status"] == "failed"
+    assert (
+        notebook_cell(root, "raises", 4)["metadata"]["papermill"]["status"] == "failed"
+    )
     assert exited["ename"] == "SystemExit" and exited["evalue"] == "3"
     assert magic["ename"] == "ModuleNotFoundError"
     assert "no_such_extension_anywhere" in magic["evalue"]
@@ -107,11 +110,17 @@ def test_partial_notebooks_are_kept(mixed):
     root, _ = mixed
 
     notebook = json.loads((root / "runs" / "raises" / "notebook.ipynb").read_text())
-    executed = [c["metadata"].get("papermill", {}).get("status") for c in notebook["cells"]]
+    executed = [
+        c["metadata"].get("papermill", {}).get("status") for c in notebook["cells"]
+    ]
     died = json.loads((root / "runs" / "dies" / "notebook.ipynb").read_text())
 
     assert executed[-1] == "pending"  # the cell after the error never ran
-    assert any(o.get("ename") == "ValueError" for c in notebook["cells"] for o in c.get("outputs", []))
+    assert any(
+        o.get("ename") == "ValueError"
+        for c in notebook["cells"]
+        for o in c.get("outputs", [])
+    )
     assert run_record(root, "dies")["error"]["cell"] == 2
     assert len(died["cells"]) == 3
 
@@ -148,12 +157,16 @@ def test_the_history_has_one_line_per_execution(mixed):
 
     lines = history(root)
 
-    assert sorted(line["attempt"] for line in lines) == sorted(set(ATTEMPTS) - {"broken"})
+    assert sorted(line["attempt"] for line in lines) == sorted(
+        set(ATTEMPTS) - {"broken"}
+    )
     assert not (root / "runs" / "broken").exists()
     assert list((root / "runs" / ".staging").iterdir()) == []
 
 
-def test_unchanged_attempts_are_skipped_and_a_change_reruns_only_its_attempt(make_project):
+def test_unchanged_attempts_are_skipped_and_a_change_reruns_only_its_attempt(
+    make_project,
+):
     root = make_project(
         {
             "a": "notebook: scores.ipynb\nparameters: {value: 0.5}\n",
@@ -163,7 +176,9 @@ def test_unchanged_attempts_are_skipped_and_a_change_reruns_only_its_attempt(mak
     assert run(root) == 0
 
     assert run(root) == 0
-    (root / "params" / "b.yaml").write_text("notebook: scores.ipynb\nparameters: {value: 0.7}\n")
+    (root / "params" / "b.yaml").write_text(
+        "notebook: scores.ipynb\nparameters: {value: 0.7}\n"
+    )
     assert run(root) == 0
 
     assert [line["attempt"] for line in history(root)][2:] == ["b"]
@@ -227,7 +242,15 @@ def test_sigterm_stops_the_kernels_and_keeps_earlier_runs(make_project):
         }
     )
     assert run(root, "--only", "001-first") == 0
-    command = [sys.executable, "-m", "slope", "run", "--project", str(root), "--no-report"]
+    command = [
+        sys.executable,
+        "-m",
+        "slope",
+        "run",
+        "--project",
+        str(root),
+        "--no-report",
+    ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
     _wait_for(lambda: len(kernel_processes_in(root / "runs")) >= 2, seconds=60)
