@@ -221,13 +221,12 @@ class Runner:
         }
 
     def _stop(self, futures: dict[Future, Attempt]) -> None:
+        unfinished = [a.id for f, a in futures.items() if not f.done()]
         self.stopping.set()
         interrupted = sorted(self.backend.interrupt())
-        not_started = sorted(
-            a.id for f, a in futures.items() if not f.done() and a.id not in interrupted
-        )
+        not_started = [a for a in unfinished if a not in interrupted]
         logger.warning(
-            "interrupted: %s; not started: %s; every run that ended before was kept",
+            "interrupted: %s; not started: %s",
             ", ".join(interrupted) or "none",
             ", ".join(not_started) or "none",
         )

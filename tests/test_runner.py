@@ -23,6 +23,7 @@ ATTEMPTS = {
     "exits": "notebook: sys_exit.ipynb\ndate: 2026-11-06\n",
     "magic": "notebook: bad_magic.ipynb\ndate: 2026-11-07\n",
     "nokernel": "notebook: no_kernelspec.ipynb\ndate: 2026-11-08\n",
+    "orphans": "notebook: spawns_child.ipynb\ndate: 2026-11-09\ntimeout: 3\n",
     "broken": "notebook: scores.ipynb\nparameters: {valeu: 1}\n",
 }
 
@@ -83,6 +84,7 @@ def test_each_ending_gets_its_status(mixed):
         "exits": "failed",
         "magic": "failed",
         "nokernel": "no_score",
+        "orphans": "timeout",
     }
 
 
