@@ -186,16 +186,21 @@ def plot_learning_rate(
 def point_tooltips(
     progress: pd.DataFrame, metric: str, *, timezone: str = "UTC"
 ) -> dict[str, str]:
-    """Return each attempt's hover text (id, date, score, notes) by SVG id."""
+    """Return each attempt's hover text by SVG id.
+
+    Its lines: id, date (and author, where known), score, status unless
+    ``ok``, how it differs from the best attempt before it, and the notes.
+    """
     when = _local_times(progress["date"], timezone)
     tips = {}
     for row, (stamp, (_, attempt)) in enumerate(
         zip(when, progress.iterrows(), strict=True)
     ):
-        lines = [str(attempt["attempt"]), _format_time(stamp)]
+        lines = [str(attempt["attempt"]), _format_time(stamp) + _by(attempt)]
         lines.append(f"{metric}: {_format_score(attempt, metric)}")
         if attempt.get("status") != SCORED:
             lines.append(f"status: {attempt.get('status')}")
+        lines += _changes_lines(attempt.get("changes"))
         notes = attempt.get("notes")
         if isinstance(notes, str) and notes.strip():
             lines.append(notes.strip())
@@ -266,6 +271,21 @@ def _local_times(dates: pd.Series, timezone: str) -> pd.Series:
 
 def _format_time(stamp: pd.Timestamp) -> str:
     return "no date" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d %H:%M")
+
+
+def _by(attempt: pd.Series) -> str:
+    author = attempt.get("author")
+    return f" by {author}" if isinstance(author, str) and author else ""
+
+
+def _changes_lines(changes: object) -> list[str]:
+    """The changes text, one change a line under its reference."""
+    if not isinstance(changes, str) or not changes:
+        return []
+    if not changes.startswith("vs ") or ": " not in changes:
+        return [changes]
+    reference, items = changes.split(": ", 1)
+    return [f"{reference}:", *(f"  {item}" for item in items.split("; "))]
 
 
 def _format_score(attempt: pd.Series, metric: str) -> str:

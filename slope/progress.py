@@ -22,15 +22,34 @@ def build_progress(project: Project, attempts: list[Attempt]) -> pd.DataFrame:
 
     Columns: ``attempt``, ``date``, ``notebook``, ``status``, the primary
     metric and its ``_std``, the other scores, ``duration_s``, ``notes``,
-    ``error`` and ``run_page``. A valid attempt that has never run is
-    ``pending``; an invalid one is ``invalid`` with its message as ``error``.
+    ``changes`` (how the attempt differs from the best one before it),
+    ``author`` (only where git knows who added the params files), ``error``
+    and ``run_page``. A valid attempt that has never run is ``pending``; an
+    invalid one is ``invalid`` with its message as ``error``.
     """
     first_ok = first_success(read_history(project.runs_dir))
     rows = [_row(project, attempt, first_ok) for attempt in attempts]
     table = pd.DataFrame(rows, columns=_columns(project.metric, rows))
     table["date"] = pd.to_datetime(table["date"], utc=True, format="ISO8601")
     table = table.sort_values(["date", "attempt"], na_position="last", kind="stable")
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    return _add_changes_and_authors(project, attempts, table)
+
+
+def _add_changes_and_authors(
+    project: Project, attempts: list[Attempt], table: pd.DataFrame
+) -> pd.DataFrame:
+    from slope.changes import describe_changes, find_authors
+
+    changes = describe_changes(
+        table, attempts, project.metric, project.greater_is_better
+    )
+    table.insert(table.columns.get_loc("notes") + 1, "changes", changes)
+    authors = find_authors(project.params_dir) if attempts else None
+    if authors:
+        names = [authors.get(str(a), "") for a in table["attempt"]]
+        table.insert(table.columns.get_loc("changes") + 1, "author", names)
+    return table
 
 
 def _row(project: Project, attempt: Attempt, first_ok: dict[str, str]) -> dict[str, Any]:
@@ -89,5 +108,6 @@ def write_progress(table: pd.DataFrame, reports_dir: Path) -> list[Path]:
     shown = out.drop(columns=["run_page"]).fillna("")
     shown["notes"] = shown["notes"].str.replace("\n", " ", regex=False)
     shown["error"] = shown["error"].str.replace("\n", " ", regex=False)
+    shown["changes"] = shown["changes"].str.replace("|", "\\|", regex=False)
     md_path.write_text(shown.to_markdown(index=False, floatfmt=".4g") + "\n", encoding="utf-8")
     return [csv_path, md_path]

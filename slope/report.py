@@ -20,17 +20,35 @@ Offline and inert, by construction:
   http(s) targets (a click, not a load). Outputs whose only form is
   JavaScript or a widget are dropped before conversion, and SVG outputs are
   turned into ``data:`` images, which a browser never scripts.
+
+Bounded and incremental, so that big runs stay quick:
+
+- Before conversion every output is bounded: a long stream or ``text/plain``
+  keeps its first and last lines around a "… N lines cut; the full output is
+  in runs/<id>/notebook.ipynb …" mark, an HTML output is cut at a table row
+  past ``HTML_CHARS`` (its open tags closed) with the same mark, and once a
+  page holds ``PAGE_CHARS`` of output the remaining outputs are replaced by
+  the mark. The executed notebook in ``runs/`` keeps everything.
+- Each page records what it was built from in an HTML comment on its second
+  line (``<!-- slope-page {...} -->``): for a run page the run's fingerprint,
+  ended time and record digest, the notebook's size and time, and slope's
+  version and renderer digest; for ``index.html`` a digest of every input.
+  A page whose record matches is not written again, and when index.html
+  matches, neither the plot nor the report notebook runs ("report
+  unchanged").
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import logging
 import math
 import tempfile
 from collections.abc import Mapping
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -60,12 +78,22 @@ KNOWN_COLUMNS = {
     "notes",
     "error",
     "run_page",
+    "changes",
+    "author",
 }
 DROPPED_MIMETYPES = (
     "application/javascript",
     "application/vnd.jupyter.widget-view+json",
     "application/vnd.jupyter.widget-state+json",
 )
+HEAD_LINES = 100
+TAIL_LINES = 60
+TEXT_CHARS = 40_000
+HTML_CHARS = 150_000
+PAGE_CHARS = 6_000_000
+TRACEBACK_FRAMES = 40
+STAMP = "<!-- slope-page {} -->"
+PLOT_FILES = ("learning_rate.png", "learning_rate.svg")
 
 
 class ReportError(SlopeError):
@@ -105,25 +133,20 @@ def render_report(
     ReportError
         The report notebook failed; ``reports/report.ipynb`` keeps its output.
     """
-    from slope.plot import plot_learning_rate, point_tooltips, save_plot
-
     reports = Path(project.reports_dir)
     reports.mkdir(parents=True, exist_ok=True)
+    pages = render_run_pages(project, progress)
 
-    fig = plot_learning_rate(
-        progress,
-        project.metric,
-        project.greater_is_better,
-        project.baseline,
-        timezone=project.timezone,
-    )
-    tips = point_tooltips(progress, project.metric, timezone=project.timezone)
-    save_plot(fig, reports, tips)
-
-    render_run_pages(project, progress)
     if report_notebook is None:
         report_notebook = find_report_notebook(project)
-    return render_index(project, progress, report_notebook, kernel_name)
+    index = reports / "index.html"
+    stamp = {"inputs": _index_inputs(project, progress, report_notebook, pages)}
+    if _read_stamp(index) == stamp and _plot_files_exist(reports):
+        logger.info("report unchanged: %s", index)
+        return index
+
+    _render_plot(project, progress)
+    return render_index(project, progress, report_notebook, kernel_name, stamp)
 
 
 def find_report_notebook(project: Any) -> Path:
@@ -140,13 +163,28 @@ def find_report_notebook(project: Any) -> Path:
 
 
 def render_run_pages(project: Any, progress: pd.DataFrame) -> list[Path]:
-    """Write ``reports/runs/<id>.html`` for every attempt that has a notebook."""
-    exporter = _exporter(exclude_input=False)
-    pages = []
+    """Write ``reports/runs/<id>.html`` for every attempt that has a notebook.
+
+    A page built from the same run by the same slope is left as it is; a
+    page of an attempt no longer in the table is removed.
+
+    Returns
+    -------
+    list of Path
+        Every run page, written now or kept.
+    """
+    exporter, pages = None, []
     for attempt in progress["attempt"].astype(str):
         notebook = Path(project.runs_dir) / attempt / "notebook.ipynb"
-        if _safe_id(attempt) and notebook.is_file():
-            pages.append(render_run_page(project, attempt, exporter))
+        if not (_safe_id(attempt) and notebook.is_file()):
+            continue
+        page = _run_page_path(project, attempt)
+        if _read_stamp(page) == _run_stamp(project, attempt):
+            pages.append(page)
+            continue
+        exporter = exporter or _exporter(exclude_input=False)
+        pages.append(render_run_page(project, attempt, exporter))
+    _remove_stale_pages(project, pages)
     return pages
 
 
@@ -158,11 +196,11 @@ def render_run_page(project: Any, attempt: str, exporter: Any = None) -> Path:
     Path
         ``reports/runs/<attempt>.html``.
     """
-    import nbformat
-
     folder = Path(project.runs_dir) / attempt
+    stamp = _run_stamp(project, attempt)
     run = _read_run(folder / "run.json")
-    notebook = nbformat.read(folder / "notebook.ipynb", as_version=4)
+    notebook = _read_notebook(folder / "notebook.ipynb")
+    bound_outputs(notebook, f"runs/{attempt}/notebook.ipynb")
     anchors = _anchor_cells(notebook)
     where = _cell_link(notebook, _failing_cell(notebook, run), anchors)
 
@@ -173,9 +211,10 @@ def render_run_page(project: Any, attempt: str, exporter: Any = None) -> Path:
         "<h2>Notebook</h2>",
         _notebook_html(notebook, folder, exporter),
     ]
-    page = Path(project.reports_dir) / RUN_PAGES / f"{attempt}.html"
+    page = _run_page_path(project, attempt)
     page.parent.mkdir(parents=True, exist_ok=True)
-    page.write_text(_page(f"{attempt} · slope run", "".join(parts)), "utf-8")
+    text = _page(f"{attempt} · slope run", "".join(parts), stamp=stamp)
+    page.write_text(text, "utf-8")
     logger.debug("wrote %s", page)
     return page
 
@@ -185,8 +224,13 @@ def render_index(
     progress: pd.DataFrame,
     report_notebook: str | Path | None = None,
     kernel_name: str = "python3",
+    stamp: Mapping[str, Any] | None = None,
 ) -> Path:
-    """Execute the report notebook and convert it, without code, to index.html."""
+    """Execute the report notebook and convert it, without code, to index.html.
+
+    ``stamp`` (from :func:`render_report`) is recorded in the page, so that
+    the next build can tell that nothing changed.
+    """
     import papermill as pm
 
     source = Path(report_notebook or REPORT_NOTEBOOK)
@@ -226,7 +270,7 @@ def render_index(
     )
     index = reports / "index.html"
     title = f"slope · {project.metric} progress"
-    index.write_text(_page(title, body, home=True), encoding="utf-8")
+    index.write_text(_page(title, body, home=True, stamp=stamp), encoding="utf-8")
     logger.info("wrote %s", index)
     return index
 
@@ -241,7 +285,7 @@ def read_progress(path: str | Path) -> pd.DataFrame:
         return pd.read_pickle(path)
     progress = pd.read_csv(path, keep_default_na=False, na_values={"": None})
     progress["date"] = pd.to_datetime(progress["date"], utc=True, format="ISO8601")
-    for column in ("notes", "error", "run_page"):
+    for column in ("notes", "error", "run_page", "changes", "author"):
         if column in progress:
             progress[column] = progress[column].fillna("").astype(str)
     return progress
@@ -264,7 +308,10 @@ def headline_html(
     greater_is_better: bool = True,
     baseline: str | None = None,
 ) -> str:
-    """Return the headline: attempts, days, effort rate, best score, learning rate."""
+    """Return the headline: attempts, people, days, effort rate, best, learning rate.
+
+    The people card appears where the table has an ``author`` column.
+    """
     dates = pd.to_datetime(progress["date"], utc=True)
     ok = scored_attempts(progress, metric)
     span = (dates.max() - dates.min()) / pd.Timedelta(days=1)
@@ -273,6 +320,7 @@ def headline_html(
 
     cards = [
         _card("attempts", f"{len(progress)}", _status_counts(progress)),
+        *_people_card(progress),
         _card("days spanned", f"{span:.1f}" if span < 10 else f"{span:.0f}", ""),
         _card("effort rate", f"{effort_rate(dates):.1f}", "attempts per week"),
         _best_card(ok, metric, greater_is_better, baseline),
@@ -304,14 +352,19 @@ def table_html(
     values = pd.to_numeric(progress.get(metric), errors="coerce")
     ok = (progress["status"] == "ok").to_numpy(bool)
     records = frontier(np.where(ok, values, np.nan), greater_is_better)
-    head = ["#", "attempt", "date", "status", metric, *scores, "seconds", "notes"]
+    by = ["author"] if "author" in progress else []
+    head = ["#", "attempt", "date", *by, "status", metric, *scores, "seconds"]
+    head += ["notes, and changes from the best attempt before"]
     rows = [
         _table_row(i, attempt, metric, scores, record, reports_dir, timezone)
         for i, ((_, attempt), record) in enumerate(
             zip(progress.iterrows(), records, strict=True)
         )
     ]
-    header = "".join(f"<th>{html.escape(name)}</th>" for name in head)
+    # a score's name may break after an underscore, so that long names stay narrow
+    header = "".join(
+        f"<th>{html.escape(name).replace('_', '_<wbr>')}</th>" for name in head
+    )
     return (
         "<div class='table-wrap'><table class='progress'>"
         f"<thead><tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody>"
@@ -331,6 +384,37 @@ def sanitize(fragment: str) -> str:
         url_schemes={"http", "https", "mailto", "data"},
         attribute_filter=_filter_url,
     )
+
+
+def bound_outputs(notebook: Any, full: str) -> Any:
+    """Bound every output of ``notebook`` in place, each cut marked in the output.
+
+    Consecutive stream outputs of one cell are merged first. Long streams,
+    ``text/plain`` and tracebacks keep their head and tail lines; HTML is cut
+    at a table row; once ``PAGE_CHARS`` of output are kept, later outputs
+    give way to a mark. ``full`` names where the whole output stays.
+
+    Returns
+    -------
+    The same notebook.
+    """
+    budget = PAGE_CHARS
+    for cell in notebook.cells:
+        if len(cell.source) > TEXT_CHARS * 4:
+            cell.source = _cut_text(cell.source, full, TEXT_CHARS * 4)
+        if cell.get("cell_type") != "code" or not cell.get("outputs"):
+            continue
+        kept = []
+        for output in _merge_streams(cell.outputs):
+            _bound_output(output, full)
+            size = _output_size(output)
+            if size > budget:
+                kept.append(_page_full_note(full))
+                break
+            budget -= size
+            kept.append(output)
+        cell.outputs = kept
+    return notebook
 
 
 # -- run pages ---------------------------------------------------------------
@@ -363,6 +447,29 @@ def _notebook_html(notebook: Any, folder: Path, exporter: Any) -> str:
             f"{html.escape(str(folder / 'notebook.ipynb'))} in JupyterLab.</p>"
         )
     return f"<div class='notebook'>{sanitize(body)}</div>"
+
+
+def _read_notebook(path: Path) -> Any:
+    """Read a run's notebook; its outputs' line lists joined before nbformat sees them.
+
+    nbformat makes a node of every line of a multi-line output, which for a
+    run that printed a million lines costs seconds; joined, it costs nothing.
+    """
+    import nbformat
+    from nbformat.v4.nbjson import JSONReader
+
+    raw = json.loads(path.read_text(encoding="utf-8"))
+    if raw.get("nbformat") != 4:
+        return nbformat.read(path, as_version=4)
+    for cell in raw.get("cells", []):
+        for output in cell.get("outputs", []):
+            if isinstance(output.get("text"), list):
+                output["text"] = "".join(output["text"])
+            data = output.get("data") or {}
+            for mimetype, value in data.items():
+                if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                    data[mimetype] = "".join(value)
+    return JSONReader().to_notebook(raw)  # the rest of what nbformat.read does
 
 
 def _read_run(path: Path) -> dict[str, Any]:
@@ -506,6 +613,16 @@ def _card(label: str, value: str, detail: str) -> str:
     )
 
 
+def _people_card(progress: pd.DataFrame) -> list[str]:
+    from slope.changes import count_by_author
+
+    if "author" not in progress:
+        return []
+    counts = count_by_author(progress["author"].fillna("").astype(str))
+    detail = ", ".join(f"{name} {n}" for name, n in counts) or "no attempt committed"
+    return [_card("people", f"{len(counts)}", f"attempts each: {detail}")]
+
+
 def _status_counts(progress: pd.DataFrame) -> str:
     counts = progress["status"].astype(str).value_counts()
     return ", ".join(f"{n} {status}" for status, n in counts.items())
@@ -561,14 +678,45 @@ def _table_row(
         f"<td class='num'>{i + 1}</td>",
         f"<td class='attempt'>{_attempt_link(name, reports_dir)}</td>",
         f"<td class='date'>{html.escape(_local(attempt['date'], timezone))}</td>",
+        *_author_cell(attempt),
         f"<td>{_badge(str(attempt['status']))}{_error_hint(attempt)}</td>",
         f"<td class='num'>{_score_cell(attempt, metric)}{' ★' if record else ''}</td>",
         *(f"<td class='num'>{_number(attempt[c])}</td>" for c in scores),
         f"<td class='num'>{_number(attempt.get('duration_s'), '.1f')}</td>",
-        f"<td class='notes'>{html.escape(str(attempt.get('notes') or ''))}</td>",
+        f"<td class='notes'><div class='note'>"
+        f"{html.escape(str(attempt.get('notes') or ''))}</div>"
+        f"{changes_html(attempt.get('changes'))}</td>",
     ]
     css = " class='record'" if record else ""
     return f"<tr{css}>{''.join(cells)}</tr>"
+
+
+def _author_cell(attempt: pd.Series) -> list[str]:
+    if "author" not in attempt.index:
+        return []
+    author = attempt.get("author")
+    author = author if isinstance(author, str) and author else "–"
+    return [f"<td class='author'>{html.escape(author)}</td>"]
+
+
+def changes_html(text: Any) -> str:
+    """Show a ``changes`` text: its reference, then one change a line."""
+    from slope.changes import SEPARATOR
+
+    if not isinstance(text, str) or not text:
+        return ""
+    if not text.startswith("vs ") or ": " not in text:
+        return f"<div class='changes'>{html.escape(text)}</div>"
+    reference, items = text[3:].split(": ", 1)
+    lines = "".join(_change_item(item) for item in items.split(SEPARATOR))
+    return f"<div class='changes'>vs {html.escape(reference)}:<ul>{lines}</ul></div>"
+
+
+def _change_item(item: str) -> str:
+    name, _, change = item.partition(": ")
+    if not change:
+        return f"<li>{html.escape(item)}</li>"
+    return f"<li><code>{html.escape(name)}</code> {html.escape(change)}</li>"
 
 
 def _attempt_link(name: str, reports_dir: str | Path) -> str:
@@ -622,21 +770,249 @@ def _safe_id(attempt: str) -> bool:
     return not unsafe
 
 
+# -- bounds ------------------------------------------------------------------
+
+
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive stream outputs of the same name (a print loop makes many)."""
+    merged: list = []
+    for output in outputs:
+        last = merged[-1] if merged else None
+        if (
+            output.get("output_type") == "stream"
+            and last is not None
+            and last.get("output_type") == "stream"
+            and last.get("name") == output.get("name")
+        ):
+            last["text"] = _text(last.get("text")) + _text(output.get("text"))
+        else:
+            merged.append(output)
+    return merged
+
+
+def _bound_output(output: Any, full: str) -> None:
+    kind = output.get("output_type")
+    if kind == "stream":
+        output["text"] = _cut_text(_text(output.get("text")), full)
+    elif kind == "error":
+        output["traceback"] = _cut_traceback(list(output.get("traceback") or []), full)
+    data = output.get("data") or {}
+    for mimetype, value in list(data.items()):
+        if mimetype == "text/html":
+            data[mimetype] = _cut_html(_text(value), full)
+        elif mimetype.startswith("text/") or mimetype.endswith("json"):
+            if not isinstance(value, str) and len(json.dumps(value)) > TEXT_CHARS:
+                data.pop(mimetype)  # a huge JSON tree: no inert way to show it
+            elif isinstance(value, str):
+                data[mimetype] = _cut_text(value, full)
+
+
+def _text(value: Any) -> str:
+    return "".join(value) if isinstance(value, list) else str(value or "")
+
+
+def _cut_mark(what: str, full: str) -> str:
+    return f"… {what} cut; the full output is in {full} …"
+
+
+def _cut_text(text: str, full: str, limit: int = TEXT_CHARS) -> str:
+    """Keep the head and tail lines of a long text, then of a text of long lines."""
+    if text.count("\n") > HEAD_LINES + TAIL_LINES:
+        lines = text.splitlines(keepends=True)
+        cut = len(lines) - HEAD_LINES - TAIL_LINES
+        mark = _cut_mark(f"{cut:,} lines", full)
+        text = "".join([*lines[:HEAD_LINES], f"\n{mark}\n\n", *lines[-TAIL_LINES:]])
+    if len(text) > limit:
+        half = limit // 2
+        mark = _cut_mark(f"{len(text) - 2 * half:,} characters", full)
+        text = f"{text[:half]}\n\n{mark}\n\n{text[-half:]}"
+    return text
+
+
+def _cut_traceback(frames: list[str], full: str) -> list[str]:
+    if len(frames) > TRACEBACK_FRAMES:
+        half = TRACEBACK_FRAMES // 2
+        mark = _cut_mark(f"{len(frames) - 2 * half:,} frames", full)
+        frames = [*frames[:half], mark, *frames[-half:]]
+    return [_cut_text(frame, full) for frame in frames]
+
+
+def _cut_html(fragment: str, full: str) -> str:
+    """Cut HTML longer than ``HTML_CHARS``, closing the tags left open.
+
+    The cut comes after ``HEAD_LINES`` table rows, or at the last row's end
+    (else the last tag's) within the limit.
+    """
+    if len(fragment) <= HTML_CHARS:
+        return fragment
+    end = _row_end(fragment, HEAD_LINES, start=max(fragment.find("<tbody"), 0))
+    if not 0 < end <= HTML_CHARS:
+        end = fragment.rfind("</tr>", 0, HTML_CHARS)
+        end = end + len("</tr>") if end > 0 else fragment.rfind(">", 0, HTML_CHARS) + 1
+    rows = fragment.count("<tr", end)
+    what = f"{rows:,} table rows" if rows else f"{len(fragment) - end:,} characters"
+    mark = html.escape(_cut_mark(what, full))
+    return f"{sanitize(fragment[:end])}<p class='cut'>{mark}</p>"
+
+
+def _row_end(fragment: str, rows: int, start: int = 0) -> int:
+    """The position just past the ``rows``-th ``</tr>`` from ``start``, or -1."""
+    end = start
+    for _ in range(rows):
+        end = fragment.find("</tr>", end)
+        if end < 0:
+            return -1
+        end += len("</tr>")
+    return end
+
+
+def _output_size(output: Any) -> int:
+    data = output.get("data") or {}
+    sizes = [len(_text(value)) for value in data.values() if isinstance(value, str)]
+    text = _text(output.get("text")) + "".join(output.get("traceback") or [])
+    return len(text) + (max(sizes) if sizes else 0)
+
+
+def _page_full_note(full: str) -> Any:
+    import nbformat
+
+    mark = _cut_mark(f"more output than a page holds ({PAGE_CHARS:,} characters)", full)
+    return nbformat.v4.new_output("stream", name="stdout", text=mark + "\n")
+
+
+# -- stamps: what a page was built from ----------------------------------------
+
+
+def _run_page_path(project: Any, attempt: str) -> Path:
+    return Path(project.reports_dir) / RUN_PAGES / f"{attempt}.html"
+
+
+def _run_stamp(project: Any, attempt: str) -> dict[str, str]:
+    """What a run page shows depends on: the run, its notebook, the metric, slope."""
+    folder = Path(project.runs_dir) / attempt
+    record = folder / "run.json"
+    raw = record.read_bytes() if record.is_file() else b""
+    run = _read_run(record) if raw else {}
+    notebook = (folder / "notebook.ipynb").stat()
+    return {
+        "attempt": attempt,
+        "fingerprint": str(run.get("fingerprint", "")),
+        "ended": str(run.get("ended", "")),
+        "run": hashlib.sha256(raw).hexdigest()[:16],
+        "notebook": f"{notebook.st_size}:{notebook.st_mtime_ns}",
+        "metric": str(project.metric),
+        **_engine_stamp(),
+    }
+
+
+def _index_inputs(
+    project: Any, progress: pd.DataFrame, notebook: str | Path, pages: list[Path]
+) -> str:
+    """A digest of everything index.html and the plot are made from."""
+    digest = hashlib.sha256()
+    settings = [
+        str(Path(project.root).resolve()),
+        project.metric,
+        bool(project.greater_is_better),
+        project.baseline or "",
+        project.timezone,
+        sorted(page.name for page in pages),
+        _engine_stamp(),
+    ]
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(Path(notebook).read_bytes())
+    digest.update(progress.to_csv(index=False).encode())
+    return digest.hexdigest()
+
+
+@lru_cache(maxsize=1)
+def _engine_stamp() -> dict[str, str]:
+    """slope's version, and a digest of the code that draws the pages."""
+    from slope import __version__, plot
+
+    digest = hashlib.sha256()
+    for module in (__file__, plot.__file__):
+        digest.update(Path(module).read_bytes())
+    return {"slope": __version__, "renderer": digest.hexdigest()[:16]}
+
+
+def _read_stamp(page: Path) -> dict[str, Any] | None:
+    """The record on a page's second line, or None if the page has none."""
+    try:
+        with open(page, encoding="utf-8") as stream:
+            stream.readline()
+            line = stream.readline().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    opening, closing = STAMP.split("{}")
+    if not (line.startswith(opening) and line.endswith(closing)):
+        return None
+    try:
+        return json.loads(line[len(opening) : -len(closing)])
+    except ValueError:
+        return None
+
+
+def _stamp_line(stamp: Mapping[str, Any]) -> str:
+    # "-" as \u002d, so that no value can close the comment
+    text = json.dumps(stamp, sort_keys=True, ensure_ascii=True).replace("-", "\\u002d")
+    return STAMP.format(text.replace(">", "\\u003e"))
+
+
+def _plot_files_exist(reports: Path) -> bool:
+    return all((reports / name).is_file() for name in PLOT_FILES)
+
+
+def _render_plot(project: Any, progress: pd.DataFrame) -> None:
+    from slope.plot import plot_learning_rate, point_tooltips, save_plot
+
+    fig = plot_learning_rate(
+        progress,
+        project.metric,
+        project.greater_is_better,
+        project.baseline,
+        timezone=project.timezone,
+    )
+    tips = point_tooltips(progress, project.metric, timezone=project.timezone)
+    save_plot(fig, project.reports_dir, tips)
+
+
+def _remove_stale_pages(project: Any, pages: list[Path]) -> None:
+    """Remove run pages slope wrote for attempts no longer in the table."""
+    folder = Path(project.reports_dir) / RUN_PAGES
+    keep = {page.name for page in pages}
+    for page in folder.glob("*.html") if folder.is_dir() else []:
+        if page.name not in keep and _read_stamp(page) is not None:
+            page.unlink()
+            logger.info("removed %s: its attempt is gone", page)
+
+
 # -- the page shell ------------------------------------------------------------
 
 
-def _page(title: str, body: str, home: bool = False) -> str:
-    from pygments.formatters import HtmlFormatter
-
-    highlight = HtmlFormatter(style="default").get_style_defs(".highlight")
+def _page(
+    title: str,
+    body: str,
+    home: bool = False,
+    stamp: Mapping[str, Any] | None = None,
+) -> str:
     return (
-        "<!DOCTYPE html>\n<html lang='en'><head><meta charset='utf-8'>"
+        "<!DOCTYPE html>\n"
+        f"{_stamp_line(stamp) if stamp else '<!-- slope-page -->'}\n"
+        "<html lang='en'><head><meta charset='utf-8'>"
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{html.escape(title)}</title>"
-        f"<style>{CSS}\n{highlight}</style></head>"
+        f"<style>{CSS}\n{_highlight_css()}</style></head>"
         f"<body class='{'index' if home else 'run'}'><main>{body}</main>"
         "</body></html>\n"
     )
+
+
+@lru_cache(maxsize=1)
+def _highlight_css() -> str:
+    from pygments.formatters import HtmlFormatter
+
+    return HtmlFormatter(style="default").get_style_defs(".highlight")
 
 
 CSS = """
@@ -645,7 +1021,7 @@ CSS = """
 * { box-sizing: border-box; }
 body { margin:0; background:var(--bg); color:var(--ink);
   font:15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-main { max-width:1200px; margin:0 auto; padding:24px 28px 64px; }
+main { max-width:1280px; margin:0 auto; padding:24px 28px 64px; }
 h1 { font-size:1.7em; margin:.2em 0 .6em; }
 h2 { font-size:1.2em; margin:1.6em 0 .5em; }
 a { color:#2a5db0; }
@@ -672,9 +1048,17 @@ table.progress td.num { text-align:right; font-variant-numeric:tabular-nums;
   white-space:nowrap; }
 table.progress td.date { white-space:nowrap; }
 table.progress td.attempt { font-family:ui-monospace, Menlo, Consolas, monospace;
-  overflow-wrap:anywhere; min-width:12em; }
-table.progress td.notes { white-space:pre-wrap; min-width:16em; color:#333; }
+  overflow-wrap:anywhere; min-width:10em; }
+table.progress td.notes { min-width:18em; color:#333; }
+table.progress td.notes .note { white-space:pre-wrap; }
 table.progress tr.record td { background:#fff6ef; }
+table.progress td.author { white-space:nowrap; }
+div.changes { margin-top:4px; padding-left:8px; border-left:2px solid var(--line);
+  color:var(--muted); font-size:.9em; }
+div.changes ul { margin:0; padding:0; list-style:none; }
+div.changes li { color:#3a4150; overflow-wrap:anywhere; }
+div.changes code { font-size:.95em; color:#1d4f91; }
+p.cut { color:var(--warn); font-weight:600; }
 .err { color:var(--bad); font-size:.85em; white-space:pre-wrap; max-width:28em; }
 .badge { display:inline-block; padding:0 .5em; border-radius:1em; font-size:.8em;
   font-weight:600; background:#eceff3; color:var(--muted); }

@@ -219,3 +219,26 @@ def test_pending_attempt_without_a_date_is_left_out(tmp_path):
     png, _ = save_plot(fig, tmp_path, point_tooltips(progress, "accuracy"))
     assert png.stat().st_size > 10_000
     assert "no date" in point_tooltips(progress, "accuracy")["slope-point-4"]
+
+
+def test_tooltips_say_who_and_what_changed():
+    progress = make_progress(2)
+    progress["author"] = ["Ann", ""]
+    progress["accuracy"] = [0.5, 0.75]
+    progress["changes"] = [
+        "first attempt",
+        "vs 000-x: estimator: LogisticRegression → SVC; C: – → 10.0",
+    ]
+
+    tips = point_tooltips(progress, "accuracy")
+
+    assert tips["slope-point-0"].splitlines()[1:4] == [
+        f"{progress['date'][0]:%Y-%m-%d %H:%M} by Ann",
+        "accuracy: 0.5 ± 0.01",
+        "first attempt",
+    ]
+    assert (
+        "\nvs 000-x:\n  estimator: LogisticRegression → SVC\n  C: – → 10.0\n"
+        in (tips["slope-point-1"])
+    )
+    assert " by " not in tips["slope-point-1"]

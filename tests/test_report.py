@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
@@ -14,7 +16,7 @@ import papermill as pm
 import pytest
 
 from slope.project import load_project
-from slope.report import render_report, sanitize
+from slope.report import render_report, render_run_pages, sanitize
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTES_ATTACK = '<script>alert("notes")</script> "quoted" & naïve – 日本'
@@ -22,6 +24,9 @@ OUTPUT_ATTACK = (
     "<b>bold</b><script>window.pwned = 1</script>"
     "<img src='https://example.com/beacon.png' onerror='alert(1)'>"
     "<iframe src='https://example.com'></iframe>"
+)
+CHANGE_ATTACK = (
+    "vs 001-baseline: estimator: DummyClassifier → <i>Forest</i>; depth: – → 6"
 )
 NETWORK_TAGS = {"script": "src", "link": "href", "img": "src", "iframe": "src"}
 
@@ -120,6 +125,8 @@ def make_progress(rows: list[tuple[str, str, float]]) -> pd.DataFrame:
             "f1": [r[2] - 0.05 for r in rows],
             "duration_s": [1.5] * n,
             "notes": [NOTES_ATTACK] * n,
+            "changes": ["first attempt"] + [CHANGE_ATTACK] * (n - 1),
+            "author": ["Ann <ann@example.com>", *(["Bo"] * (n - 1))],
             "error": [
                 "" if r[1] == "ok" else "ValueError: boom (cell 2)" for r in rows
             ],
@@ -165,6 +172,19 @@ def test_index_has_plot_headline_and_rows(built):
     links = [a["href"] for tag, a in parse(index).tags if tag == "a" and "href" in a]
     assert "runs/002-forest.html" in links and "runs/003-broken.html" in links
     assert "runs/004-bad-yaml.html" not in links
+
+
+def test_index_shows_changes_authors_and_people(built):
+    root, index = built
+    text = " ".join(parse(index).text)
+    page = index.read_text(encoding="utf-8")
+    assert "changes from the best attempt before" in text and "author" in text
+    assert "vs 001-baseline:" in text and "DummyClassifier → <i>Forest</i>" in text
+    assert "<i>Forest" not in page
+    assert "Ann <ann@example.com>" in text and "&lt;ann@example.com&gt;" in page
+    assert "Bo 3, Ann <ann@example.com> 1" in text  # attempts per person
+    svg = (root / "reports" / "learning_rate.svg").read_text(encoding="utf-8")
+    assert "by Bo" in svg and "  depth: – → 6" in svg
 
 
 def test_index_escapes_notes_and_hides_code(built):
@@ -280,3 +300,75 @@ def test_index_renders_in_headless_chromium(built, tmp_path):
     assert "slope-point" in dom.stdout
     assert "CONSOLE" not in dom.stderr, dom.stderr
     assert shot.stat().st_size > 50_000
+
+
+# -- big runs stay quick --------------------------------------------------------
+
+BIG_OUTPUTS = r"""
+import pandas as pd
+from IPython.display import display
+for start in range(0, 1_000_000, 50_000):  # twenty outputs, one a chunk
+    print("\n".join(f"line {i}" for i in range(start, start + 50_000)), flush=True)
+pd.set_option("display.max_rows", None)
+display(pd.DataFrame({"row": range(50_000)}))
+"""
+
+
+def test_huge_outputs_give_a_bounded_page_with_a_cut_mark(tmp_path):
+    write_project(tmp_path)
+    execute_run(tmp_path, "005-big", BIG_OUTPUTS, "ok")
+    executed = tmp_path / "runs" / "005-big" / "notebook.ipynb"
+    assert executed.stat().st_size > 10_000_000  # the run keeps everything
+
+    (page,) = render_run_pages(
+        load_project(tmp_path), make_progress([("005-big", "ok", 0.8)])
+    )
+
+    text = " ".join(parse(page).text)
+    assert page.stat().st_size < 400_000
+    full = "the full output is in runs/005-big/notebook.ipynb"
+    assert f"… 999,840 lines cut; {full} …" in text
+    assert f"… 49,900 table rows cut; {full} …" in text
+    assert "line 0\n" in text and "line 999999" in text
+    assert "line 99\n" in text and "line 100\n" not in text  # the head
+    assert "line 999939\n" not in text and "line 999940\n" in text  # the tail
+
+
+def test_a_second_build_rewrites_only_what_changed(tmp_path, caplog):
+    write_project(tmp_path)
+    execute_run(tmp_path, "002-forest", "print('hello')", "ok")
+    runs = tmp_path / "runs"
+    shutil.copytree(runs / "002-forest", runs / "003-broken")
+    shutil.copytree(runs / "002-forest", runs / "009-gone")
+    project = load_project(tmp_path)
+    rows = [("002-forest", "ok", 0.8), ("003-broken", "ok", 0.7)]
+    render_report(project, make_progress([*rows, ("009-gone", "ok", 0.1)]))
+    reports = tmp_path / "reports"
+    files = ["index.html", "learning_rate.png", "runs/002-forest.html"]
+    files += ["runs/003-broken.html"]
+
+    def mtimes():
+        return {name: (reports / name).stat().st_mtime_ns for name in files}
+
+    progress = make_progress(rows)
+    render_report(project, progress)  # the gone attempt's page goes
+    assert not (reports / "runs" / "009-gone.html").exists()
+    first = mtimes()
+    caplog.set_level(logging.INFO, logger="slope.report")
+    render_report(project, progress)
+    assert mtimes() == first
+    assert "report unchanged" in caplog.text
+
+    record = runs / "003-broken" / "run.json"
+    run = json.loads(record.read_text())
+    run["ended"] = "2026-03-04T10:00:00+00:00"
+    record.write_text(json.dumps(run))
+    progress.loc[1, "duration_s"] = 2.5
+    render_report(project, progress)
+
+    now = mtimes()
+    assert now["runs/002-forest.html"] == first["runs/002-forest.html"]
+    assert now["runs/003-broken.html"] != first["runs/003-broken.html"]
+    assert now["index.html"] != first["index.html"]
+    stamp = (reports / "runs" / "003-broken.html").read_text().splitlines()[1]
+    assert stamp.startswith("<!-- slope-page {") and "2026\\u002d03\\u002d04" in stamp
