@@ -62,6 +62,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=_positive_int, help="attempts at once (default: cores)")
     run.add_argument("--timeout", type=float, help="seconds per attempt, over every setting")
     run.add_argument("--no-report", action="store_true", help="skip building reports/")
+    run.add_argument(
+        "--cold-kernels", action="store_true",
+        help="start every kernel afresh instead of forking it from a preloaded server",
+    )
     run.set_defaults(command=cmd_run)
 
     report = add("report", help="rebuild reports/ from the runs")
@@ -106,6 +110,7 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
             runner = Runner(
                 project, plan, workers=args.workers, timeout=args.timeout,
                 on_done=lambda record: _done(record, project.metric, bar),
+                cold_kernels=args.cold_kernels,
             )
             runner.run()
     finally:

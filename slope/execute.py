@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from slope.fastkernel import ForkServerError, fast_kernel_options, stop_fork_server
 from slope.scores import collect_scores
 
 logger = logging.getLogger(__name__)
@@ -54,12 +55,18 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
     started = dt.datetime.now(dt.timezone.utc)
     clock = time.monotonic()
     status, error, tries = "failed", None, 0
+    kernel = {"path": "cold", "reason": "--cold-kernels"}
+    cold = bool(job.get("cold_kernels"))
     while tries < KERNEL_START_TRIES:
         tries += 1
-        status, error = _run_papermill(job, parameters, staging)
+        engine_kwargs = {} if cold else fast_kernel_options(kernel, job["kernel"])
+        status, error = _run_papermill(job, parameters, staging, engine_kwargs)
         if status != "kernel_start_failed":
             break
         logger.warning("%s: the kernel did not start (try %d)", job["attempt"], tries)
+        if kernel["path"] == "fork":
+            cold = True
+            kernel.update(path="cold", reason="a forked kernel did not start")
 
     if status == "kernel_start_failed":
         status = "failed"
@@ -74,11 +81,16 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         "ended": dt.datetime.now(dt.timezone.utc).isoformat(),
         "duration_s": round(time.monotonic() - clock, 3),
         "kernel_starts": tries,
+        "kernel_path": kernel["path"],
+        "kernel_path_reason": kernel["reason"],
     }
 
 
 def _run_papermill(
-    job: dict[str, Any], parameters: dict[str, Any], staging: Path
+    job: dict[str, Any],
+    parameters: dict[str, Any],
+    staging: Path,
+    engine_kwargs: dict[str, Any],
 ) -> tuple[str, dict[str, Any] | None]:
     import papermill
     from jupyter_client.kernelspec import NoSuchKernel
@@ -97,6 +109,7 @@ def _run_papermill(
             start_timeout=job.get("start_timeout", 60),
             timeout_func=lambda cell: max(1, int(deadline - time.monotonic() + 0.999)),
             shutdown_kernel="immediate",
+            **engine_kwargs,
         )
     except PapermillExecutionError as err:
         cell = _last_cell(staging)
@@ -113,6 +126,8 @@ def _run_papermill(
             "`jupyter kernelspec list` shows those that are"
         )
         return "failed", _error("NoSuchKernel", message, None, [str(err)])
+    except ForkServerError as err:
+        return "kernel_start_failed", _error("KernelStart", str(err), None, [])
     except RuntimeError as err:
         if "Kernel didn't respond" in str(err) or "Kernel died before" in str(err):
             return "kernel_start_failed", _error("KernelStart", str(err), None, [])
@@ -171,12 +186,16 @@ def main() -> int:
     logging.basicConfig(level=os.environ.get("SLOPE_LOG_LEVEL", "WARNING"))
     import papermill  # noqa: F401 - paid once, before the first job
 
-    for line in sys.stdin:
-        job = json.loads(line)
-        result = execute_attempt(job)
-        result_file = Path(job["staging"]) / RESULT_FILE
-        result_file.write_text(json.dumps(result, ensure_ascii=False), encoding="utf-8")
-        print(DONE, flush=True)
+    try:
+        for line in sys.stdin:
+            job = json.loads(line)
+            result = execute_attempt(job)
+            result_file = Path(job["staging"]) / RESULT_FILE
+            text = json.dumps(result, ensure_ascii=False)
+            result_file.write_text(text, encoding="utf-8")
+            print(DONE, flush=True)
+    finally:
+        stop_fork_server()
     return 0
 
 

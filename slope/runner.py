@@ -124,8 +124,10 @@ class Runner:
         timeout: float | None = None,
         on_done: Callable[[dict[str, Any]], None] | None = None,
         backend: Backend | None = None,
+        cold_kernels: bool = False,
     ) -> None:
         self.project = project
+        self.cold_kernels = cold_kernels
         self.plan = plan
         self.workers = max(1, workers or default_workers())
         self.timeout = timeout
@@ -189,6 +191,7 @@ class Runner:
             "staging": str(staging),
             "metric": self.project.metric,
             "output_dir": "output_dir" in attempt.spec.parameters,
+            "cold_kernels": self.cold_kernels,
         }
         if not attempt.spec.kernel_from_metadata:
             logger.info(
@@ -198,6 +201,8 @@ class Runner:
                 attempt.spec.kernel,
             )
         result = self.backend.execute(job, limit=timeout + 3 * 60 + GRACE_S)
+        if result.get("kernel_path") == "cold" and not self.cold_kernels:
+            logger.info("%s: cold kernel: %s", attempt.id, result["kernel_path_reason"])
         return None if self.stopping.is_set() else result
 
     def _record(

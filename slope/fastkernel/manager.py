@@ -1,0 +1,139 @@
+"""The kernel manager papermill receives: kernels come from the fork server.
+
+:class:`ForkProvisioner` is jupyter_client's LocalProvisioner with one change:
+where that one starts ``python -m ipykernel_launcher``, this one asks the fork
+server for a child, and falls back to the LocalProvisioner's launch, with the
+reason, when the server cannot serve that kernel. Signals go to the child's
+session as they would to a cold kernel's.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from slope.fastkernel.client import ForkedProcess, ForkServer, fast_path_refusal
+
+
+def _make_provisioner_class():
+    from jupyter_client.provisioning import LocalProvisioner
+
+    class ForkProvisioner(LocalProvisioner):
+        """A LocalProvisioner whose kernel process comes from the fork server."""
+
+        server: ForkServer | None = None
+        report: dict[str, Any] | None = None
+
+        async def launch_kernel(self, cmd: list[str], **kwargs: Any):
+            env = dict(kwargs.get("env") or os.environ)
+            cwd = str(kwargs.get("cwd") or Path.cwd())
+            reason = fast_path_refusal(cmd, env, self.server)
+            if reason is not None:
+                self.report.update(path="cold", reason=reason)
+                return await super().launch_kernel(cmd, **kwargs)
+
+            env["JPY_PARENT_PID"] = str(self.server.pid)
+            pid = self.server.fork(cmd, cwd, env)
+            self.process = ForkedProcess(pid, self.server)
+            self.pid = self.pgid = pid  # the child called setsid()
+            self.cwd = cwd
+            self.report.update(path="fork", reason=None)
+            return self.connection_info
+
+        async def wait(self) -> int | None:
+            if isinstance(self.process, ForkedProcess):
+                import asyncio
+
+                while self.process.poll() is None:
+                    await asyncio.sleep(0.005)
+            return await super().wait()
+
+    return ForkProvisioner
+
+
+def _make_client_class():
+    from jupyter_client.asynchronous import AsyncKernelClient
+
+    class ForkKernelClient(AsyncKernelClient):
+        """jupyter_client's client, without its fixed 0.2 s of IOPub silence.
+
+        After the kernel_info reply, jupyter_client waits until IOPub has been
+        quiet for 0.2 s. nbclient matches every message to its request, so a
+        short drain serves as well and saves most of that wait per attempt.
+        """
+
+        async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
+            from queue import Empty
+
+            deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+            while True:
+                self.kernel_info()
+                try:
+                    msg = await self.shell_channel.get_msg(timeout=1)
+                except Empty:
+                    msg = None
+                if msg is not None and msg["msg_type"] == "kernel_info_reply":
+                    try:
+                        await self.iopub_channel.get_msg(timeout=0.2)
+                    except Empty:
+                        pass
+                    else:
+                        self._handle_kernel_info_reply(msg)
+                        break
+                if not await self._async_is_alive():
+                    raise RuntimeError("Kernel died before replying to kernel_info")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"Kernel didn't respond in {timeout:.0f} seconds"
+                    )
+            while True:
+                try:
+                    await self.iopub_channel.get_msg(timeout=0.02)
+                except Empty:
+                    break
+
+        wait_for_ready = _async_wait_for_ready
+
+    return ForkKernelClient
+
+
+def fork_kernel_manager_class(server: ForkServer, report: dict[str, Any]) -> type:
+    """An AsyncKernelManager class whose kernels the fork server starts.
+
+    ``report`` receives ``path`` (``fork`` or ``cold``) and ``reason``.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    provisioner_class = _make_provisioner_class()
+    client_class = _make_client_class()
+
+    class ForkKernelManager(AsyncKernelManager):
+        client_factory = client_class
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            import zmq
+
+            super().__init__(*args, **kwargs)
+            # Our sockets connect before the kernel binds; retry every 10 ms, not 100.
+            self.context.setsockopt(zmq.RECONNECT_IVL, 10)
+
+        async def _async_pre_start_kernel(self, **kw: Any):
+            if self.provisioner is None:
+                self.kernel_id = self.kernel_id or kw.pop(
+                    "kernel_id", str(uuid.uuid4())
+                )
+                self.provisioner = provisioner_class(
+                    kernel_id=self.kernel_id, kernel_spec=self.kernel_spec, parent=self
+                )
+                self.provisioner.server = server
+                self.provisioner.report = report
+            return await super()._async_pre_start_kernel(**kw)
+
+        async def _async_wait(self, pollinterval: float = 0.1) -> None:
+            # A forked kernel's end is known at once; no need to nap 0.1 s.
+            await super()._async_wait(pollinterval=0.005)
+
+    return ForkKernelManager
