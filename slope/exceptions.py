@@ -23,5 +23,9 @@ class ModelError(SlopeError):
     """A saved model or its schema cannot be written, found or trusted."""
 
 
+class ReportError(SlopeError):
+    """The report notebook failed, or a page of the report cannot be written."""
+
+
 class LockError(SlopeError):
     """Another ``run_all.py`` holds the project's lock."""

@@ -16,7 +16,8 @@ import papermill as pm
 import pytest
 
 from slope.project import load_project
-from slope.report import render_report, render_run_pages, sanitize
+from slope.report import render_report
+from slope.runpages import render_run_pages, sanitize
 
 CHROMIUM = Path("/usr/bin/chromium")
 NOTES_ATTACK = '<script>alert("notes")</script> "quoted" & naïve – 日本'
