@@ -66,6 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--cold-kernels", action="store_true",
         help="start every kernel afresh instead of forking it from a preloaded server",
     )
+    run.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run on a Dask cluster: tcp://HOST:PORT, or 'local' (processes here)",
+    )
     run.set_defaults(command=cmd_run)
 
     report = add("report", help="rebuild reports/ from the runs")
@@ -99,6 +103,7 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
             logger.error("invalid: %s", attempt.error)
 
     lock = project_lock(project)
+    backend = None
     try:
         plan = plan_runs(project, attempts, only=args.only, force=args.force)
         if plan.skipped:
@@ -106,14 +111,21 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
                 "unchanged since their last ok run, not run again: %s",
                 ", ".join(a.id for a in plan.skipped),
             )
+        if args.scheduler and plan.pending:
+            from slope.cluster import DaskBackend
+
+            backend = DaskBackend(project, args.scheduler, workers=args.workers)
         with _progress_bar(len(plan.pending)) as bar:
             runner = Runner(
-                project, plan, workers=args.workers, timeout=args.timeout,
+                project, plan, workers=args.workers or (backend and backend.slots),
+                timeout=args.timeout, backend=backend,
                 on_done=lambda record: _done(record, project.metric, bar),
                 cold_kernels=args.cold_kernels,
             )
             runner.run()
     finally:
+        if backend is not None:
+            backend.close()
         lock.release()
     return _finish(project, attempts, build=not args.no_report)
 
