@@ -56,18 +56,26 @@ def build_parser() -> argparse.ArgumentParser:
     run = add("run", help="run new or changed attempts (the default)")
     run.add_argument("--force", action="store_true", help="run even unchanged attempts")
     run.add_argument(
-        "--only", action="append", metavar="ID_OR_GLOB",
+        "--only",
+        action="append",
+        metavar="ID_OR_GLOB",
         help="run only these attempts (repeatable; globs such as '00*')",
     )
-    run.add_argument("--workers", type=_positive_int, help="attempts at once (default: cores)")
-    run.add_argument("--timeout", type=float, help="seconds per attempt, over every setting")
+    run.add_argument(
+        "--workers", type=_positive_int, help="attempts at once (default: cores)"
+    )
+    run.add_argument(
+        "--timeout", type=float, help="seconds per attempt, over every setting"
+    )
     run.add_argument("--no-report", action="store_true", help="skip building reports/")
     run.add_argument(
-        "--cold-kernels", action="store_true",
+        "--cold-kernels",
+        action="store_true",
         help="start every kernel afresh instead of forking it from a preloaded server",
     )
     run.add_argument(
-        "--scheduler", metavar="ADDRESS",
+        "--scheduler",
+        metavar="ADDRESS",
         help="run on a Dask cluster: tcp://HOST:PORT, or 'local' (processes here)",
     )
     run.set_defaults(command=cmd_run)
@@ -117,8 +125,11 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
             backend = DaskBackend(project, args.scheduler, workers=args.workers)
         with _progress_bar(len(plan.pending)) as bar:
             runner = Runner(
-                project, plan, workers=args.workers or (backend and backend.slots),
-                timeout=args.timeout, backend=backend,
+                project,
+                plan,
+                workers=args.workers or (backend and backend.slots),
+                timeout=args.timeout,
+                backend=backend,
                 on_done=lambda record: _done(record, project.metric, bar),
                 cold_kernels=args.cold_kernels,
             )
@@ -147,7 +158,8 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
 
     project = load_project(root)
     table = build_progress(project, load_attempts(project))
-    shown = table.drop(columns=["run_page", "notes", "error"]).copy()
+    wide = ["run_page", "notes", "error", "changes", "author"]
+    shown = table.drop(columns=[c for c in wide if c in table]).copy()
     shown["date"] = shown["date"].dt.strftime("%Y-%m-%d %H:%M")
     with pd.option_context("display.width", 200, "display.max_columns", 30):
         print(shown.fillna("").to_string(index=False))
@@ -166,7 +178,9 @@ def cmd_new(root: Path, args: argparse.Namespace) -> int:
     target = project.params_dir / f"{args.name}.yaml"
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in project.params_dir.glob("*.yaml")))
-        raise SlopeError(f"params/{source.name} does not exist; the attempts are: {known}")
+        raise SlopeError(
+            f"params/{source.name} does not exist; the attempts are: {known}"
+        )
     if not SAFE_ID.fullmatch(args.name):
         raise SlopeError(
             f"{args.name!r} cannot be an attempt id; use letters, digits, '-', '_', '.'"
@@ -219,7 +233,11 @@ def _done(record: dict, metric: str, bar) -> None:
     score = record["scores"].get(metric)
     shown = f", {metric} {score:.4g}" if score is not None else ""
     logger.info(
-        "%s: %s in %.1f s%s", record["attempt"], record["status"], record["duration_s"], shown
+        "%s: %s in %.1f s%s",
+        record["attempt"],
+        record["status"],
+        record["duration_s"],
+        shown,
     )
     if bar is not None:
         bar.update(1)
