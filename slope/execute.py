@@ -17,7 +17,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from slope.fastkernel import ForkServerError, fast_kernel_options, stop_fork_server
+from slope.fastkernel import (
+    ForkServerError,
+    fast_kernel_options,
+    start_fork_server,
+    stop_fork_server,
+)
 from slope.scores import collect_scores
 
 logger = logging.getLogger(__name__)
@@ -170,6 +175,7 @@ def _read_scores(path: Path) -> dict[str, float]:
 
 
 DONE = "slope-done"
+COLD_KERNELS_ENV = "SLOPE_COLD_KERNELS"
 
 
 def main() -> int:
@@ -184,6 +190,9 @@ def main() -> int:
     # SIGTERM from the runner ends the run as Ctrl-C would: kernels shut down.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     logging.basicConfig(level=os.environ.get("SLOPE_LOG_LEVEL", "WARNING"))
+    # Popped, so that kernels get the environment they always had.
+    if not os.environ.pop(COLD_KERNELS_ENV, None):
+        start_fork_server()  # it imports while this process imports papermill
     import papermill  # noqa: F401 - paid once, before the first job
 
     try:

@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from slope.attempts import Attempt
 from slope.exceptions import LockError
-from slope.execute import DONE, RESULT_FILE
+from slope.execute import COLD_KERNELS_ENV, DONE, RESULT_FILE
 from slope.fingerprint import fingerprint_attempt
 from slope.model import MODEL_FILE, file_sha256
 from slope.paths import PROJECT_DIR_ENV
@@ -133,7 +133,7 @@ class Runner:
         self.timeout = timeout
         self.on_done = on_done or (lambda record: None)
         self.stopping = threading.Event()
-        self.backend = backend or LocalBackend(project, self.workers)
+        self.backend = backend or LocalBackend(project, self.workers, cold_kernels)
         self.git_commit = git_commit(project.root)
 
     def run(self) -> list[dict[str, Any]]:
@@ -256,9 +256,12 @@ class Backend(Protocol):
 class LocalBackend:
     """A few ``python -m slope.execute`` processes on this machine, one per thread."""
 
-    def __init__(self, project: Project, workers: int) -> None:
+    def __init__(
+        self, project: Project, workers: int, cold_kernels: bool = False
+    ) -> None:
         self.project = project
         self.workers = workers
+        self.cold_kernels = cold_kernels
         self.local = threading.local()
         self.all_workers: list[_Worker] = []
 
@@ -298,6 +301,8 @@ class LocalBackend:
         threads = str(max(1, default_workers() // self.workers))
         for name in THREAD_VARIABLES:
             env.setdefault(name, threads)
+        if self.cold_kernels:
+            env[COLD_KERNELS_ENV] = "1"  # the worker then starts no fork server
         return env
 
 

@@ -42,6 +42,7 @@ import numpy as np, pandas as pd, scipy.stats, seaborn, sklearn.linear_model
 import matplotlib
 import matplotlib.pyplot as plt
 import slope
+from pandas._config.config import _registered_options as pandas_options
 
 ip = get_ipython()
 here = os.getcwd()
@@ -63,10 +64,7 @@ state = {
     "sys.orig_argv": sys.orig_argv[:3],
     "environ": {k: v for k, v in os.environ.items() if k != "JPY_PARENT_PID"},
     "backend": matplotlib.get_backend(),
-    "rcParams changed": sorted(
-        k for k, v in matplotlib.rcParams.items()
-        if k != "backend" and v != matplotlib.rcParamsDefault[k]
-    ),
+    "rcParams": {k: str(v) for k, v in matplotlib.rcParams.items() if k != "backend"},
     "interactive": plt.isinteractive(),
     "hooks": {
         event: sorted(f.__qualname__ for f in ip.events.callbacks[event])
@@ -89,7 +87,7 @@ state = {
     "stdio": [type(sys.stdout).__name__, type(sys.stderr).__name__],
     "flags": str(sys.flags),
     "locale": locale.setlocale(locale.LC_ALL),
-    "pandas options": pd.get_option("display.max_rows"),
+    "pandas options": {k: str(pd.get_option(k)) for k in pandas_options},
     "sklearn config": sorted(sklearn.get_config().items(), key=str),
 }
 print(json.dumps(state, sort_keys=True, default=str))

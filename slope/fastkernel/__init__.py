@@ -17,6 +17,7 @@ report says why.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from slope.fastkernel.client import (
@@ -26,7 +27,23 @@ from slope.fastkernel.client import (
     unavailable_reason,
 )
 
-__all__ = ["ForkServerError", "fast_kernel_options", "stop_fork_server"]
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "ForkServerError",
+    "fast_kernel_options",
+    "start_fork_server",
+    "stop_fork_server",
+]
+
+
+def start_fork_server() -> None:
+    """Start this process's fork server now, where it can run; do not wait for it."""
+    if unavailable_reason() is None:
+        try:
+            get_fork_server()
+        except OSError as err:
+            logger.warning("the fork server did not start: %s", err)
 
 
 def fast_kernel_options(report: dict[str, Any], kernel_name: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
 import time
@@ -141,22 +142,25 @@ def _reap(exits: dict[int, int]) -> None:
 
 
 def _preload() -> dict[str, Any]:
-    import gc
     import importlib
 
-    # What ipykernel's init_gui_pylab does before any notebook imports pyplot.
-    os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
     before = dict(os.environ)
     started = time.perf_counter()
     loaded, failed = [], {}
-    for name in [*KERNEL_MODULES, *preload_modules()]:
-        try:
-            importlib.import_module(name)
-            loaded.append(name)
-        except Exception as err:  # noqa: BLE001 - a module we cannot preload stays lazy
-            failed[name] = f"{type(err).__name__}: {err}"
+    with _as_in_a_kernel():
+        for name in [*KERNEL_MODULES, *preload_modules()]:
+            try:
+                importlib.import_module(name)
+                loaded.append(name)
+            except Exception as err:  # noqa: BLE001 - what fails here stays lazy
+                failed[name] = f"{type(err).__name__}: {err}"
     # Imports set some (sklearn: KMP_*, debugpy: PYDEVD_*); each kernel gets them back.
     IMPORT_ENV.update((k, v) for k, v in os.environ.items() if before.get(k) != v)
+    IMPORT_ENV.pop(
+        "MPLBACKEND", None
+    )  # ipykernel sets it, unless papermill's env has one
+    import gc
+
     gc.collect()
     gc.freeze()  # the children then share these pages instead of copying them
     # Native threads too (a BLAS pool, say): a fork keeps only the caller's.
@@ -168,6 +172,55 @@ def _preload() -> dict[str, Any]:
         "failed": failed,
         "threads": threads,
     }
+
+
+class _KernelStream:
+    """A stream that says what ipykernel's output streams say of themselves."""
+
+    encoding = "UTF-8"
+
+    def __init__(self, stream) -> None:
+        self.stream = stream
+
+    def isatty(self) -> bool:
+        return False
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+
+class _as_in_a_kernel:
+    """Within the block, imports see what they would see in a cold kernel.
+
+    Some modules read their surroundings once, when imported: pandas asks
+    ``get_ipython()`` whether it runs in a kernel (20 columns shown, not the
+    terminal's width), matplotlib reads a ``matplotlibrc`` in the working
+    directory and ``MPLBACKEND``, pandas the encoding of ``sys.stdout``. A
+    cold kernel imports them in an empty run folder, under ipykernel_launcher's
+    argv, with the inline backend set and ipykernel's streams.
+    """
+
+    def __enter__(self) -> None:
+        import builtins
+        import tempfile
+        import types
+
+        self.saved = os.getcwd(), list(sys.argv), sys.stdout, sys.stderr
+        self.folder = tempfile.mkdtemp(prefix="slope-fork-")
+        os.chdir(self.folder)
+        launcher = sys.modules.get("ipykernel_launcher")
+        sys.argv = [getattr(launcher, "__file__", "ipykernel_launcher")]
+        os.environ.setdefault("MPLBACKEND", INLINE_BACKEND)
+        builtins.get_ipython = lambda: types.SimpleNamespace(kernel=None)
+        sys.stdout, sys.stderr = _KernelStream(sys.stdout), _KernelStream(sys.stderr)
+
+    def __exit__(self, *exc: object) -> None:
+        import builtins
+
+        del builtins.get_ipython
+        os.chdir(self.saved[0])
+        sys.argv, sys.stdout, sys.stderr = self.saved[1:]
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _become_kernel(request: dict[str, Any]) -> None:
