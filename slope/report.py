@@ -166,6 +166,10 @@ def render_index(
                 cwd=str(reports),
                 progress_bar=False,
                 log_output=False,
+                shutdown_kernel="immediate",
+                # The kernel's own start-up warnings would land in the user's
+                # terminal; the report's errors come back through papermill.
+                extra_arguments=["--IPKernelApp.log_level=ERROR"],
             )
         except pm.PapermillExecutionError as err:
             raise ReportError(
