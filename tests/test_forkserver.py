@@ -531,3 +531,16 @@ def _wait_for(condition, seconds: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {seconds} s: {condition}")
         time.sleep(0.2)
+
+
+def test_without_fork_the_kernel_starts_cold_and_says_why(monkeypatch):
+    import slope.fastkernel as fastkernel
+
+    monkeypatch.setattr(fastkernel.client.sys, "platform", "darwin")
+    report: dict = {}
+
+    assert fastkernel.fast_kernel_options(report, "python3") == {}
+    assert report == {
+        "path": "cold",
+        "reason": "fork servers run on Linux only, not darwin",
+    }

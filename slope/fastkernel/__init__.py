@@ -28,6 +28,7 @@ from slope.fastkernel.client import (
 )
 
 logger = logging.getLogger(__name__)
+_broken: str | None = None  # why this process's fork server could not start
 
 __all__ = [
     "ForkServerError",
@@ -57,13 +58,16 @@ def fast_kernel_options(report: dict[str, Any], kernel_name: str) -> dict[str, A
     kernel_name
         The kernel the notebook names.
     """
-    reason = unavailable_reason() or _kernel_refusal(kernel_name)
+    global _broken
+    reason = unavailable_reason() or _broken or _kernel_refusal(kernel_name)
     if reason is None:
         try:
             server = get_fork_server()
             server.wait_ready()
         except (OSError, ForkServerError) as err:
-            reason = f"the fork server did not start ({err})"
+            # Once is enough: the next attempts start cold without trying again.
+            reason = _broken = f"the fork server did not start ({err})"
+            logger.warning("%s; kernels start cold", reason)
     if reason is not None:
         report.update(path="cold", reason=reason)
         return {}

@@ -63,10 +63,15 @@ DEFAULT_PRELOAD = (
     "sklearn.preprocessing",
     "sklearn.tree",
     "joblib",
+    "narwhals._pandas_like.dataframe",  # scikit-learn reads frames through it
+    "narwhals._pandas_like.namespace",
     "matplotlib.pyplot",
     "matplotlib.backends.backend_agg",
     "PIL.PngImagePlugin",
     "PIL.JpegImagePlugin",
+    "PIL.BmpImagePlugin",
+    "PIL.GifImagePlugin",
+    "PIL.PpmImagePlugin",
     "seaborn",
     "slope",
 )
