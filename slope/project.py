@@ -19,6 +19,7 @@ SETTINGS = {
     "timezone": str,
     "kernel": str,
     "defaults": dict,
+    "preload": list,
 }
 
 
@@ -34,6 +35,7 @@ class Project:
     timezone: str = "UTC"
     kernel: str = "python3"
     defaults: dict[str, Any] = field(default_factory=dict)
+    preload: list[str] = field(default_factory=list)  # more modules for fork servers
 
     @property
     def params_dir(self) -> Path:
@@ -90,6 +92,7 @@ def load_project(root: str | Path) -> Project:
     for key, expected in SETTINGS.items():
         _check_setting(path, key, settings.get(key), expected)
     _check_timezone(path, settings.get("timezone", "UTC"))
+    _check_preload(path, settings.get("preload", []))
 
     return Project(root=root, **settings)
 
@@ -114,6 +117,17 @@ def _check_setting(path: Path, key: str, value: Any, expected: Any) -> None:
         raise ProjectError(
             f"{path}: 'timeout' must be a positive number of seconds, got {value!r}"
         )
+
+
+def _check_preload(path: Path, modules: list[Any]) -> None:
+    for name in modules:
+        if not isinstance(name, str) or not all(
+            part.isidentifier() for part in name.split(".")
+        ):
+            raise ProjectError(
+                f"{path}: 'preload' holds {name!r}, which is not a module name; "
+                "list importable modules such as 'xgboost' or 'sklearn.svm'"
+            )
 
 
 def _check_timezone(path: Path, name: str) -> None:

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 from slope.attempts import Attempt
 from slope.exceptions import LockError
 from slope.execute import COLD_KERNELS_ENV, DONE, RESULT_FILE
+from slope.fastkernel.server import PRELOAD_ENV
 from slope.fingerprint import fingerprint_attempt
 from slope.model import MODEL_FILE, file_sha256
 from slope.paths import PROJECT_DIR_ENV
@@ -303,6 +304,8 @@ class LocalBackend:
             env.setdefault(name, threads)
         if self.cold_kernels:
             env[COLD_KERNELS_ENV] = "1"  # the worker then starts no fork server
+        if self.project.preload and PRELOAD_ENV not in env:
+            env[PRELOAD_ENV] = "+" + ",".join(self.project.preload)
         return env
 
 

@@ -200,12 +200,23 @@ def test_dates_without_zone_take_the_project_timezone(make_project):
             r"'greater_is_better' must be of type bool",
         ),
         ("metric: accuracy\nmetrik: f1\n", r"unknown setting 'metrik'"),
+        ("metric: accuracy\npreload: [xgboost, 3]\n", r"'preload' holds 3, which is not"),
+        ("metric: accuracy\npreload: xgboost\n", r"'preload' must be of type list"),
         (
             "metric: accuracy\ntimezone: Mars/Olympus\n",
             r"'Mars/Olympus' is not a known time zone",
         ),
     ],
-    ids=["empty", "no-metric", "timeout-text", "bool-text", "unknown", "zone"],
+    ids=[
+        "empty",
+        "no-metric",
+        "timeout-text",
+        "bool-text",
+        "unknown",
+        "preload-item",
+        "preload-text",
+        "zone",
+    ],
 )
 def test_project_settings_errors(make_project, settings, message):
     root = make_project({}, project_yaml=settings)

@@ -272,3 +272,16 @@ def _wait_for(condition, seconds: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true within {seconds} s: {condition}")
         time.sleep(0.2)
+
+
+def test_the_projects_preload_list_reaches_the_workers(make_project, monkeypatch):
+    from slope.project import load_project
+    from slope.runner import LocalBackend
+
+    monkeypatch.delenv("SLOPE_PRELOAD", raising=False)
+    root = make_project({}, project_yaml="metric: accuracy\npreload: [xgboost, a.b]\n")
+
+    env = LocalBackend(load_project(root), workers=2)._environment()
+
+    assert env["SLOPE_PRELOAD"] == "+xgboost,a.b"
+    assert env["SLOPE_PROJECT_DIR"] == str(root.resolve())
