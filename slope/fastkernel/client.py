@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import socket
@@ -92,7 +93,12 @@ class ForkServer:
         if self.process is None:
             return
         if self.sock is not None:
+            # shutdown, not only close: the reader holds the socket open too,
+            # and the server stops when it reads the end of the stream.
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
+            self.reader.close()
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
