@@ -202,7 +202,8 @@ def main() -> int:
             result_file = Path(job["staging"]) / RESULT_FILE
             text = json.dumps(result, ensure_ascii=False)
             result_file.write_text(text, encoding="utf-8")
-            print(DONE, flush=True)
+            sys.stdout.write(DONE + "\n")
+            sys.stdout.flush()
     finally:
         stop_fork_server()
     return 0

@@ -52,7 +52,9 @@ def _add_changes_and_authors(
     return table
 
 
-def _row(project: Project, attempt: Attempt, first_ok: dict[str, str]) -> dict[str, Any]:
+def _row(
+    project: Project, attempt: Attempt, first_ok: dict[str, str]
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "attempt": attempt.id,
         "date": attempt.date.isoformat() if attempt.date else None,
@@ -109,5 +111,7 @@ def write_progress(table: pd.DataFrame, reports_dir: Path) -> list[Path]:
     shown["notes"] = shown["notes"].str.replace("\n", " ", regex=False)
     shown["error"] = shown["error"].str.replace("\n", " ", regex=False)
     shown["changes"] = shown["changes"].str.replace("|", "\\|", regex=False)
-    md_path.write_text(shown.to_markdown(index=False, floatfmt=".4g") + "\n", encoding="utf-8")
+    md_path.write_text(
+        shown.to_markdown(index=False, floatfmt=".4g") + "\n", encoding="utf-8"
+    )
     return [csv_path, md_path]

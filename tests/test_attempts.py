@@ -200,7 +200,10 @@ def test_dates_without_zone_take_the_project_timezone(make_project):
             r"'greater_is_better' must be of type bool",
         ),
         ("metric: accuracy\nmetrik: f1\n", r"unknown setting 'metrik'"),
-        ("metric: accuracy\npreload: [xgboost, 3]\n", r"'preload' holds 3, which is not"),
+        (
+            "metric: accuracy\npreload: [xgboost, 3]\n",
+            r"'preload' holds 3, which is not",
+        ),
         ("metric: accuracy\npreload: xgboost\n", r"'preload' must be of type list"),
         (
             "metric: accuracy\ntimezone: Mars/Olympus\n",
