@@ -94,7 +94,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--light", type=int, default=6, help="light attempts for (a)")
     parser.add_argument("--cpu", type=int, default=4, help="CPU-bound attempts for (c)")
-    parser.add_argument("--work", type=int, default=8_000_000, help="loop size for (c)")
+    parser.add_argument(
+        "--work", type=int, default=30_000_000, help="loop size for (c)"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
