@@ -271,7 +271,7 @@ def fit_value(path: Path, key: str, value: Any, default: Any) -> Any:
         return value
     raise AttemptError(
         f"{_at(path)}: parameter {key!r} is {value!r} ({type(value).__name__}), but "
-        f"the notebook's default {default!r} is a {expected.__name__}"
+        f"the notebook's default {default!r} is {_a(expected.__name__)}"
         f"{_yaml_hint(value, expected)}"
     )
 
@@ -284,7 +284,11 @@ def _yaml_hint(value: Any, expected: type) -> str:
         )
     if expected is bool and isinstance(value, str):
         return "; write true or false"
-    return f"; give a {expected.__name__}"
+    return f"; give {_a(expected.__name__)}"
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _at(path: Path) -> str:

@@ -174,12 +174,14 @@ def cmd_new(root: Path, args: argparse.Namespace) -> int:
     from slope.project import load_project
 
     project = load_project(root)
+    args.source = args.source.removesuffix(".yaml")
     source = project.params_dir / f"{args.source}.yaml"
     target = project.params_dir / f"{args.name}.yaml"
-    if not source.is_file():
-        known = ", ".join(sorted(p.stem for p in project.params_dir.glob("*.yaml")))
+    if not source.is_file() or args.source == "project":
+        stems = (p.stem for p in project.params_dir.glob("*.yaml"))
+        known = ", ".join(sorted(stem for stem in stems if stem != "project"))
         raise SlopeError(
-            f"params/{source.name} does not exist; the attempts are: {known}"
+            f"there is no attempt {args.source!r} in params/; the attempts are: {known}"
         )
     if not SAFE_ID.fullmatch(args.name):
         raise SlopeError(
@@ -230,8 +232,12 @@ def _status_order(status: str) -> int:
 
 
 def _done(record: dict, metric: str, bar) -> None:
+    from slope.progress import describe_error
+
     score = record["scores"].get(metric)
     shown = f", {metric} {score:.4g}" if score is not None else ""
+    error = describe_error(record.get("error"))
+    shown += f": {error}" if error else ""
     logger.info(
         "%s: %s in %.1f s%s",
         record["attempt"],

@@ -153,7 +153,8 @@ div.changes ul { margin:0; padding:0; list-style:none; }
 div.changes li { color:#3a4150; overflow-wrap:anywhere; }
 div.changes code { font-size:.95em; color:#1d4f91; }
 p.cut { color:var(--warn); font-weight:600; }
-.err { color:var(--bad); font-size:.85em; white-space:pre-wrap; max-width:28em; }
+.err { color:var(--bad); font-size:.85em; white-space:pre-wrap;
+  overflow-wrap:anywhere; margin-bottom:.3em; }
 .badge { display:inline-block; padding:0 .5em; border-radius:1em; font-size:.8em;
   font-weight:600; background:#eceff3; color:var(--muted); }
 .badge.ok { background:#e6f4ea; color:var(--ok); }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,10 @@ def inspect_notebook(path: Path, default_kernel: str) -> NotebookSpec:
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook as papermill does; raise AttemptError if it is broken."""
     try:
-        return load_notebook_node(str(path))
+        with warnings.catch_warnings():
+            # nbformat fills in missing cell ids itself; its warning names no file.
+            warnings.simplefilter("ignore", nbformat.warnings.MissingIDFieldWarning)
+            return load_notebook_node(str(path))
     except (OSError, ValueError, nbformat.ValidationError) as err:
         raise AttemptError(f"{path} is not a readable notebook: {err}") from err
 

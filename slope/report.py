@@ -357,11 +357,13 @@ def _table_row(
         f"<td class='attempt'>{_attempt_link(name, reports_dir)}</td>",
         f"<td class='date'>{html.escape(_local(attempt['date'], timezone))}</td>",
         *_author_cell(attempt),
-        f"<td>{badge(str(attempt['status']))}{_error_hint(attempt)}</td>",
+        f"<td>{badge(str(attempt['status']))}</td>",
         f"<td class='num'>{_score_cell(attempt, metric)}{' ★' if record else ''}</td>",
         *(f"<td class='num'>{_number(attempt[c])}</td>" for c in scores),
         f"<td class='num'>{_number(attempt.get('duration_s'), '.1f')}</td>",
-        f"<td class='notes'><div class='note'>"
+        # The error goes with the notes, the one wide column: a long message in
+        # the status column made rows tall and the table wider than the page.
+        f"<td class='notes'>{_error_hint(attempt)}<div class='note'>"
         f"{html.escape(str(attempt.get('notes') or ''))}</div>"
         f"{changes_html(attempt.get('changes'))}</td>",
     ]

@@ -220,13 +220,14 @@ def _check_named(project: Project, runs: dict[str, dict[str, Any]], attempt: str
         )
     if run.get("status") != "ok":
         raise SlopeError(
-            f"attempt {attempt!r}'s run has status {run.get('status')!r}, not 'ok'; "
+            f"the run of attempt {attempt!r} has status {run.get('status')!r}, "
+            "not 'ok'; "
             f"see {project.runs_dir / attempt / 'notebook.ipynb'}, fix the attempt "
             "and run it again"
         )
     if not run.get("model"):
         raise SlopeError(
-            f"attempt {attempt!r}'s run saved no model; its notebook must call "
+            f"the run of attempt {attempt!r} saved no model; its notebook must call "
             "slope.save_model(model, X, output_dir)"
         )
 

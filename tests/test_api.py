@@ -157,7 +157,7 @@ def test_select_run_without_ok_run(tmp_path):
     ("attempt", "message"),
     [
         ("009-missing", "'009-missing' has no run .*the runs are: 001-majority"),
-        ("003-broken", "'003-broken''s run has status 'failed', not 'ok'"),
+        ("003-broken", "the run of attempt '003-broken' has status 'failed', not 'ok'"),
         ("../002-logistic", "has no run"),
     ],
     ids=["unknown", "failed", "path"],

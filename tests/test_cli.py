@@ -49,6 +49,7 @@ def test_piped_output_says_one_line_per_attempt(make_project):
     assert done.returncode == 1
     assert "a: ok in " in done.stderr and ", accuracy 0.5" in done.stderr
     assert "b: failed in " in done.stderr
+    assert "ValueError: the data has only 10 rows (cell " in done.stderr
     assert "\r" not in done.stderr  # no progress bar when piped
     assert done.stdout.splitlines()[-1] == "2 attempts: 1 ok, 1 failed"
 
@@ -78,7 +79,7 @@ def test_new_copies_an_attempt_dated_now(make_project, capsys):
         }
     )
 
-    code = main(["new", "--project", str(root), "001-base", "002-better"])
+    code = main(["new", "--project", str(root), "001-base.yaml", "002-better"])
 
     text = (root / "params" / "002-better.yaml").read_text()
     copied = yaml.safe_load(text)
@@ -94,12 +95,16 @@ def test_new_copies_an_attempt_dated_now(make_project, capsys):
     [
         (
             ["nope", "002-x"],
-            r"params/nope\.yaml does not exist; the attempts are: 001-base",
+            r"there is no attempt 'nope' in params/; the attempts are: 001-base$",
         ),
         (["001-base", "bad name"], r"'bad name' cannot be an attempt id"),
         (["001-base", "001-base"], r"params/001-base\.yaml exists already"),
+        (
+            ["project", "002-x"],
+            r"there is no attempt 'project' in params/; the attempts are: 001-base$",
+        ),
     ],
-    ids=["missing-source", "unsafe-name", "exists"],
+    ids=["missing-source", "unsafe-name", "exists", "settings"],
 )
 def test_new_refuses_what_it_cannot_do(make_project, capsys, args, message):
     root = make_project({"001-base": "notebook: scores.ipynb\n"})
