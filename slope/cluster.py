@@ -34,6 +34,7 @@ from slope.exceptions import SlopeError
 from slope.execute import RESULT_FILE
 from slope.paths import PROJECT_DIR_ENV
 from slope.project import Project
+from slope.runner import THREAD_VARIABLES
 
 logger = logging.getLogger(__name__)
 
@@ -47,13 +48,6 @@ POLL_S = 0.5
 STOP_S = 15.0  # an interrupt waits this long for the workers' runs to end
 CONNECT_S = 30
 NO_WORKERS_S = 120.0  # a job queued this long fails if the cluster has no worker
-THREAD_VARIABLES = (
-    "OMP_NUM_THREADS",
-    "OPENBLAS_NUM_THREADS",
-    "MKL_NUM_THREADS",
-    "VECLIB_MAXIMUM_THREADS",
-    "NUMEXPR_NUM_THREADS",
-)
 
 
 def import_distributed():
