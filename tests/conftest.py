@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,3 +49,41 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
         return write_project(tmp_path / "project", attempts, **kwargs)
 
     return make
+
+
+def kernel_processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory lies in ``folder`` (kernels run there)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            cwd = (entry / "cwd").resolve()
+        except OSError:
+            continue
+        if entry.name.isdigit() and cwd.is_relative_to(folder):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for(condition: Callable[[], bool], seconds: float) -> None:
+    """Wait until ``condition()`` holds; fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {seconds} s: {condition}")
+        time.sleep(0.2)
+
+
+def fork_servers_of(root: Path) -> list[int]:
+    """Fork servers (and forked kernels) started for the project in ``root``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"slope.fastkernel.server" in command and str(root).encode() in environ:
+            found.append(int(entry.name))
+    return found

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import wait_for
 
 from slope.cli import main
 
@@ -178,7 +179,7 @@ def test_interrupt_cancels_the_job_and_stops_its_kernel(make_project, backend):
     results = []
     thread = threading.Thread(target=lambda: results.append(backend.execute(job, 900)))
     thread.start()
-    _wait_for(lambda: kernels_of("sleepy"), seconds=60)
+    wait_for(lambda: kernels_of("sleepy"), seconds=60)
 
     interrupted = backend.interrupt()
     thread.join(timeout=10)
@@ -254,11 +255,3 @@ def kernels_of(attempt: str) -> list[int]:
         if entry.name.isdigit() and cwd.name.startswith(f"slope-{attempt}-"):
             found.append(int(entry.name))
     return found
-
-
-def _wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {condition}")
-        time.sleep(0.2)

@@ -6,14 +6,13 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import fork_servers_of, kernel_processes_in, wait_for
 
 from slope.cli import main
 from slope.fastkernel.client import ForkServer, fast_path_refusal
@@ -193,34 +192,6 @@ def write_tiny_data(root: Path) -> None:
     (root / "data").mkdir(exist_ok=True)
     rows = "\n".join(f"{i},{i % 3},{int(i > 9)}" for i in range(20))
     (root / "data" / "tiny.csv").write_text("x1,x2,label\n" + rows + "\n")
-
-
-def fork_servers_of(root: Path) -> list[int]:
-    """Fork servers (and forked kernels) started for the project in ``root``."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"slope.fastkernel.server" in command and str(root).encode() in environ:
-            found.append(int(entry.name))
-    return found
-
-
-def kernel_processes_in(folder: Path) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cwd = (entry / "cwd").resolve()
-        except OSError:
-            continue
-        if entry.name.isdigit() and cwd.is_relative_to(folder):
-            found.append(int(entry.name))
-    return found
 
 
 def outputs_that_matter(path: Path) -> list[list[tuple]]:
@@ -427,36 +398,6 @@ def test_an_unknown_kernel_fails_as_it_does_cold(make_project):
     assert "not installed" in record["kernel_path_reason"]
 
 
-def test_sigterm_stops_forked_kernels_and_their_children(make_project):
-    root = make_project(
-        {
-            "001-first": "notebook: scores.ipynb\n",
-            "002-long": "notebook: spawns_child.ipynb\n",
-        }
-    )
-    assert run(root, "--only", "001-first") == 0
-    command = [
-        sys.executable,
-        "-m",
-        "slope",
-        "run",
-        "--project",
-        str(root),
-        "--no-report",
-    ]
-    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
-
-    _wait_for(lambda: len(kernel_processes_in(root / "runs")) >= 2, seconds=60)
-    process.send_signal(signal.SIGTERM)
-    _, err = process.communicate(timeout=60)
-
-    assert process.returncode == 130
-    assert "interrupted: 002-long" in err
-    assert run_record(root, "001-first")["kernel_path"] == "fork"
-    _wait_for(lambda: kernel_processes_in(root / "runs") == [], seconds=10)
-    _wait_for(lambda: fork_servers_of(root) == [], seconds=10)
-
-
 def test_a_killed_worker_takes_its_fork_server_and_kernel_along(tmp_path):
     script = (
         "from slope.fastkernel import fast_kernel_options\n"
@@ -475,7 +416,7 @@ def test_a_killed_worker_takes_its_fork_server_and_kernel_along(tmp_path):
     worker.kill()
     worker.wait()
 
-    _wait_for(lambda: fork_servers_of(tmp_path) == [], seconds=10)
+    wait_for(lambda: fork_servers_of(tmp_path) == [], seconds=10)
 
 
 def test_the_server_refuses_what_it_cannot_start():
@@ -523,14 +464,6 @@ def test_the_example_gives_the_same_scores_models_and_outputs(example):
     assert (cold / "runs" / attempts[-1] / "model.joblib").read_bytes() == (
         fast / "runs" / attempts[-1] / "model.joblib"
     ).read_bytes()
-
-
-def _wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {condition}")
-        time.sleep(0.2)
 
 
 def test_without_fork_the_kernel_starts_cold_and_says_why(monkeypatch):

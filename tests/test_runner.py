@@ -6,10 +6,10 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from conftest import fork_servers_of, kernel_processes_in, wait_for
 from filelock import FileLock
 
 from slope.cli import main
@@ -44,19 +44,6 @@ def run_record(root: Path, attempt: str) -> dict:
 def notebook_cell(root: Path, attempt: str, index: int) -> dict:
     notebook = json.loads((root / "runs" / attempt / "notebook.ipynb").read_text())
     return notebook["cells"][index]
-
-
-def kernel_processes_in(folder: Path) -> list[int]:
-    """Processes whose working directory lies in ``folder`` (kernels run there)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cwd = (entry / "cwd").resolve()
-        except (PermissionError, FileNotFoundError, ProcessLookupError, OSError):
-            continue
-        if entry.name.isdigit() and cwd.is_relative_to(folder):
-            found.append(int(entry.name))
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -255,23 +242,17 @@ def test_sigterm_stops_the_kernels_and_keeps_earlier_runs(make_project):
     ]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True)
 
-    _wait_for(lambda: len(kernel_processes_in(root / "runs")) >= 2, seconds=60)
+    wait_for(lambda: len(kernel_processes_in(root / "runs")) >= 2, seconds=60)
     process.send_signal(signal.SIGTERM)
     _, err = process.communicate(timeout=60)
 
     assert process.returncode == 130
     assert "interrupted: 002-long" in err
     assert run_record(root, "001-first")["status"] == "ok"
+    assert run_record(root, "001-first")["kernel_path"] == "fork"  # the default
     assert not (root / "runs" / "002-long").exists()
-    _wait_for(lambda: kernel_processes_in(root / "runs") == [], seconds=10)
-
-
-def _wait_for(condition, seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true within {seconds} s: {condition}")
-        time.sleep(0.2)
+    wait_for(lambda: kernel_processes_in(root / "runs") == [], seconds=10)
+    wait_for(lambda: fork_servers_of(root) == [], seconds=10)
 
 
 def test_the_projects_preload_list_reaches_the_workers(make_project, monkeypatch):
