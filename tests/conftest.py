@@ -51,17 +51,22 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
-def kernel_processes_in(folder: Path) -> list[int]:
-    """Processes whose working directory lies in ``folder`` (kernels run there)."""
+def processes_whose_cwd(matches: Callable[[Path], bool]) -> list[int]:
+    """Processes whose working directory ``matches`` (a kernel runs in its run's)."""
     found = []
     for entry in Path("/proc").iterdir():
         try:
             cwd = (entry / "cwd").resolve()
         except OSError:
             continue
-        if entry.name.isdigit() and cwd.is_relative_to(folder):
+        if entry.name.isdigit() and matches(cwd):
             found.append(int(entry.name))
     return found
+
+
+def kernel_processes_in(folder: Path) -> list[int]:
+    """Processes whose working directory lies in ``folder`` (kernels run there)."""
+    return processes_whose_cwd(lambda cwd: cwd.is_relative_to(folder))
 
 
 def wait_for(condition: Callable[[], bool], seconds: float) -> None:

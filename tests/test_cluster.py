@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from conftest import wait_for
+from conftest import processes_whose_cwd, wait_for
 
 from slope.cli import main
 
@@ -246,12 +246,4 @@ def test_a_bad_scheduler_address_is_refused(make_project, capsys):
 
 def kernels_of(attempt: str) -> list[int]:
     """Processes running in a Dask worker's folder for this attempt."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        try:
-            cwd = (entry / "cwd").resolve()
-        except OSError:
-            continue
-        if entry.name.isdigit() and cwd.name.startswith(f"slope-{attempt}-"):
-            found.append(int(entry.name))
-    return found
+    return processes_whose_cwd(lambda cwd: cwd.name.startswith(f"slope-{attempt}-"))
