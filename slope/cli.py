@@ -102,17 +102,27 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_run(root: Path, args: argparse.Namespace) -> int:
     from slope.attempts import load_attempts
     from slope.project import load_project
-    from slope.runner import Runner, plan_runs, project_lock, selected
+    from slope.runner import (
+        LocalBackend,
+        Runner,
+        default_workers,
+        plan_runs,
+        project_lock,
+        selected,
+    )
 
     project = load_project(root)
-    attempts = load_attempts(project)
-    for attempt in attempts:
-        if not attempt.valid and selected(attempt.id, args.only):
-            logger.error("invalid: %s", attempt.error)
-
     lock = project_lock(project)
-    backend = None
+    backend, workers = None, args.workers
+    if not args.scheduler:
+        # Its fork server imports for seconds: let it start while attempts load.
+        workers = workers or default_workers()
+        backend = LocalBackend(project, workers, args.cold_kernels)
     try:
+        attempts = load_attempts(project)
+        for attempt in attempts:
+            if not attempt.valid and selected(attempt.id, args.only):
+                logger.error("invalid: %s", attempt.error)
         plan = plan_runs(project, attempts, only=args.only, force=args.force)
         if plan.skipped:
             logger.info(
@@ -123,11 +133,12 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
             from slope.cluster import DaskBackend
 
             backend = DaskBackend(project, args.scheduler, workers=args.workers)
+            workers = workers or backend.slots
         with _progress_bar(len(plan.pending)) as bar:
             runner = Runner(
                 project,
                 plan,
-                workers=args.workers or (backend and backend.slots),
+                workers=workers,
                 timeout=args.timeout,
                 backend=backend,
                 on_done=lambda record: _done(record, project.metric, bar),

@@ -445,6 +445,7 @@ def _ended(
         "started": now,
         "ended": now,
         "duration_s": 0.0,
+        "fork_server_wait_s": 0.0,
         "kernel_starts": 0,
     }
 

@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -29,7 +30,9 @@ from typing import Any, Protocol
 from slope.attempts import Attempt
 from slope.exceptions import LockError
 from slope.execute import COLD_KERNELS_ENV, DONE, RESULT_FILE
-from slope.fastkernel.server import PRELOAD_ENV
+from slope.fastkernel import SHARED_SERVER_ENV, ForkServer
+from slope.fastkernel.client import unavailable_reason
+from slope.fastkernel.preload import PRELOAD_ENV
 from slope.fingerprint import fingerprint_attempt
 from slope.model import MODEL_FILE, file_sha256
 from slope.paths import PROJECT_DIR_ENV
@@ -55,6 +58,21 @@ class Plan:
     pending: list[Attempt] = field(default_factory=list)
     skipped: list[Attempt] = field(default_factory=list)
     fingerprints: dict[str, str] = field(default_factory=dict)
+    last_seconds: dict[str, float | None] = field(default_factory=dict)  # by id
+
+    def longest_first(self) -> list[Attempt]:
+        """The pending attempts, those that took longest last time first.
+
+        Attempts never run before come first, in their order: they may be
+        long. With several workers, this leaves the short ones for the end,
+        where they fill the gaps instead of a long one running alone.
+        """
+
+        def expected(attempt: Attempt) -> tuple[bool, float]:
+            seconds = self.last_seconds.get(attempt.id)
+            return seconds is not None, -(seconds or 0.0)
+
+        return sorted(self.pending, key=expected)
 
 
 def plan_runs(
@@ -73,9 +91,17 @@ def plan_runs(
         fingerprint = fingerprint_attempt(attempt, project.root, digests)
         plan.fingerprints[attempt.id] = fingerprint
         last = read_run(project.runs_dir, attempt.id)
+        plan.last_seconds[attempt.id] = _own_seconds(last)
         current = last and last["status"] == "ok" and last["fingerprint"] == fingerprint
         (plan.skipped if current and not force else plan.pending).append(attempt)
     return plan
+
+
+def _own_seconds(record: dict[str, Any] | None) -> float | None:
+    """How long a run took, less its wait for the fork server's imports."""
+    if not record or record.get("duration_s") is None:
+        return None
+    return record["duration_s"] - (record.get("fork_server_wait_s") or 0.0)
 
 
 def selected(attempt_id: str, only: list[str] | None) -> bool:
@@ -148,7 +174,8 @@ class Runner:
         """
         records: list[dict[str, Any]] = []
         pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="slope")
-        futures = {pool.submit(self._run_one, a): a for a in self.plan.pending}
+        order = self.plan.pending if self.workers == 1 else self.plan.longest_first()
+        futures = {pool.submit(self._run_one, a): a for a in order}
         try:
             with _sigterm_as_interrupt():
                 not_done: set[Future] = set(futures)
@@ -255,7 +282,11 @@ class Backend(Protocol):
 
 
 class LocalBackend:
-    """A few ``python -m slope.execute`` processes on this machine, one per thread."""
+    """A few ``python -m slope.execute`` processes on this machine, one per thread.
+
+    Unless kernels start cold, the workers share one fork server, started
+    here so that it imports while they start.
+    """
 
     def __init__(
         self, project: Project, workers: int, cold_kernels: bool = False
@@ -265,6 +296,11 @@ class LocalBackend:
         self.cold_kernels = cold_kernels
         self.local = threading.local()
         self.all_workers: list[_Worker] = []
+        self.env = self._environment()
+        self.server: ForkServer | None = None
+        self.server_dir: str | None = None
+        if not cold_kernels and unavailable_reason() is None:
+            self._start_fork_server()
 
     def execute(self, job: dict[str, Any], limit: float) -> dict[str, Any]:
         worker = self._worker()
@@ -286,13 +322,21 @@ class LocalBackend:
     def close(self) -> None:
         for worker in self.all_workers:
             worker.close()
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        if self.server_dir is not None:
+            shutil.rmtree(self.server_dir, ignore_errors=True)
 
     def _worker(self) -> _Worker:
         worker = getattr(self.local, "worker", None)
         if worker is None:
             name = f"worker-{len(self.all_workers)}.log"
             log = self.project.runs_dir / ".logs" / name
-            worker = self.local.worker = _Worker(self._environment(), log)
+            env = dict(self.env)
+            if self.server is not None:
+                env[SHARED_SERVER_ENV] = self.server.path
+            worker = self.local.worker = _Worker(env, log)
             self.all_workers.append(worker)
         return worker
 
@@ -307,6 +351,16 @@ class LocalBackend:
         if self.project.preload and PRELOAD_ENV not in env:
             env[PRELOAD_ENV] = "+" + ",".join(self.project.preload)
         return env
+
+    def _start_fork_server(self) -> None:
+        # A private folder: whoever can connect may start processes as us.
+        self.server_dir = tempfile.mkdtemp(prefix="slope-")
+        path = os.path.join(self.server_dir, "fork.sock")
+        try:
+            log = self.project.runs_dir / ".logs" / "fork-server.log"
+            self.server = ForkServer(env=self.env).start(listen=path, log=log)
+        except OSError as err:
+            logger.warning("the fork server did not start: %s", err)
 
 
 class _Worker:
@@ -409,6 +463,7 @@ def _worker_lost(worker: _Worker) -> dict[str, Any]:
         "started": now,
         "ended": now,
         "duration_s": 0.0,
+        "fork_server_wait_s": 0.0,
         "kernel_starts": 0,
     }
 

@@ -28,7 +28,14 @@ ATTEMPTS = {
     "04-model": "notebook: tiny_model.ipynb\ndate: 2026-11-04\n",
 }
 # What differs between two runs of one attempt, wherever they ran.
-RUN_DETAILS = ("started", "ended", "duration_s", "kernel_starts", "kernel_path")
+RUN_DETAILS = (
+    "started",
+    "ended",
+    "duration_s",
+    "fork_server_wait_s",
+    "kernel_starts",
+    "kernel_path",
+)
 # A Dask worker started by a nanny runs multiprocessing's spawn_main.
 KILL_THE_WORKER = """\
 import psutil

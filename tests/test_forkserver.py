@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -266,13 +267,14 @@ def test_a_forked_kernel_looks_like_a_cold_one_from_inside(scenarios):
             "cells"
         ][2]
         text = "".join(cell["outputs"][0]["text"]).replace(str(root), "<project>")
-        return json.loads(re.sub(r"worker-[0-9]+", "worker-N", text))
+        # Kernels write to their worker's log, or to the shared fork server's.
+        return json.loads(re.sub(r"worker-[0-9]+\.log|fork-server\.log", "<log>", text))
 
     before, after = state(cold), state(fast)
 
     assert {k: v for k, v in after.items() if before.get(k) != v} == {}
     assert before["session leader"] and before["backend"].endswith("backend_inline")
-    assert all("/runs/.logs/worker-" in f for f in after["open files"])  # stderr
+    assert after["open files"] == ["<project>/runs/.logs/<log>"]  # stderr
 
 
 def test_the_status_of_each_ending_is_kept(scenarios):
@@ -417,6 +419,59 @@ def test_a_killed_worker_takes_its_fork_server_and_kernel_along(tmp_path):
     worker.wait()
 
     wait_for(lambda: fork_servers_of(tmp_path) == [], seconds=10)
+
+
+def test_a_shared_server_kills_the_kernels_of_whoever_left(tmp_path):
+    path = str(tmp_path / "fork.sock")
+    owner = ForkServer(preload=[]).start(listen=path)
+    try:
+        worker = ForkServer.connect(path)
+        assert worker.wait_ready()["pid"] == owner.process.pid
+        assert worker.env == owner.env  # what its kernels must match
+        launcher = [worker.executable, "-m", "ipykernel_launcher", "-f"]
+        pid = worker.fork([*launcher, str(tmp_path / "k.json")], str(tmp_path), {})
+        assert owner.poll(pid) is None  # any connection may ask after any kernel
+
+        worker.close()  # as when a worker dies
+
+        wait_for(lambda: owner.poll(pid) is not None, seconds=10)
+        assert owner.poll(pid) == -signal.SIGKILL
+    finally:
+        owner.close()
+    assert owner.process is None and not Path(path).exists()
+
+
+def test_a_server_still_importing_is_stopped_at_once():
+    server = ForkServer(preload=["sklearn.ensemble", "seaborn"]).start()
+    process = server.process
+
+    server.close()
+
+    assert process.returncode == -signal.SIGKILL  # not a wait for its imports
+
+
+def test_the_workers_of_a_run_share_one_fork_server(make_project):
+    root = make_project(
+        {name: "notebook: sleeps.ipynb\n" for name in ("001-a", "002-b")}
+    )
+    command = [sys.executable, "-m", "slope", "run", "--project", str(root)]
+    process = subprocess.Popen([*command, "--workers", "2", "--no-report"])
+    try:
+        wait_for(lambda: len(fork_servers_of(root)) == 3, seconds=90)  # 2 kernels
+        found = fork_servers_of(root)
+        parents = {pid: _parent(pid) for pid in found}
+        servers = [pid for pid in found if parents[pid] not in found]
+        assert len(servers) == 1
+        assert sorted(parents.values()) == sorted([process.pid, *servers * 2])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+    wait_for(lambda: fork_servers_of(root) == [], seconds=10)
+
+
+def _parent(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
 
 
 def test_the_server_refuses_what_it_cannot_start():

@@ -262,7 +262,38 @@ def test_the_projects_preload_list_reaches_the_workers(make_project, monkeypatch
     monkeypatch.delenv("SLOPE_PRELOAD", raising=False)
     root = make_project({}, project_yaml="metric: accuracy\npreload: [xgboost, a.b]\n")
 
-    env = LocalBackend(load_project(root), workers=2)._environment()
+    backend = LocalBackend(load_project(root), workers=2)
+    env = backend.env
+    backend.close()
 
     assert env["SLOPE_PRELOAD"] == "+xgboost,a.b"
     assert env["SLOPE_PROJECT_DIR"] == str(root.resolve())
+
+
+def test_with_several_workers_the_longest_attempts_start_first(make_project):
+    from slope.attempts import load_attempts
+    from slope.project import load_project
+    from slope.runner import plan_runs
+
+    names = ("001-quick", "002-slow", "003-new", "004-waited")
+    root = make_project({name: "notebook: scores.ipynb\n" for name in names})
+    assert run(root, "--only", "00[124]*", "--workers", "1") == 0
+    took = {"001-quick": (1.0, 0.0), "002-slow": (9.0, 0.0), "004-waited": (8.0, 6.0)}
+    for attempt, (seconds, waited) in took.items():
+        path = root / "runs" / attempt / "run.json"
+        record = json.loads(path.read_text())
+        record.update(duration_s=seconds, fork_server_wait_s=waited)
+        path.write_text(json.dumps(record))
+    project = load_project(root)
+
+    plan = plan_runs(project, load_attempts(project), force=True)
+
+    # Never run first, then by the seconds of their own last time: 2 s for 004
+    # once its wait for the fork server's imports is taken off.
+    assert [a.id for a in plan.longest_first()] == [
+        "003-new",
+        "002-slow",
+        "004-waited",
+        "001-quick",
+    ]
+    assert [a.id for a in plan.pending] == list(names)  # one worker keeps the order

@@ -1,7 +1,8 @@
 """Fast kernel starts: a fork server that has paid for the imports once.
 
-Each process that executes attempts (a slope worker, a Dask worker) may hold
-one fork server, ``python -m slope.fastkernel.server``: it imports ipykernel
+A run holds one fork server, ``python -m slope.fastkernel.server``, which its
+workers share; a process that executes attempts on its own (a Dask worker)
+holds one of its own. The server imports ipykernel
 and the modules notebooks use (numpy, pandas, scikit-learn, matplotlib, ...),
 starts no thread, and waits. For every attempt it forks a child that becomes
 the kernel as ``python -m ipykernel_launcher -f ...`` would: its own session,
@@ -21,8 +22,11 @@ import logging
 from typing import Any
 
 from slope.fastkernel.client import (
+    SHARED_SERVER_ENV,
+    ForkServer,
     ForkServerError,
     get_fork_server,
+    share_fork_server,
     stop_fork_server,
     unavailable_reason,
 )
@@ -31,8 +35,11 @@ logger = logging.getLogger(__name__)
 _broken: str | None = None  # why this process's fork server could not start
 
 __all__ = [
+    "SHARED_SERVER_ENV",
+    "ForkServer",
     "ForkServerError",
     "fast_kernel_options",
+    "share_fork_server",
     "start_fork_server",
     "stop_fork_server",
 ]
@@ -43,7 +50,7 @@ def start_fork_server() -> None:
     if unavailable_reason() is None:
         try:
             get_fork_server()
-        except OSError as err:
+        except (OSError, ForkServerError) as err:
             logger.warning("the fork server did not start: %s", err)
 
 

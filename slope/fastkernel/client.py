@@ -6,15 +6,17 @@ import atexit
 import contextlib
 import json
 import os
+import select
 import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
-from slope.fastkernel.server import PRELOAD_ENV, preload_modules
+from slope.fastkernel.preload import preload_modules
 
 READY_TIMEOUT_S = 120.0
 # Set per kernel by the launcher; any other difference changes what an
@@ -36,46 +38,121 @@ def unavailable_reason() -> str | None:
 
 
 class ForkServer:
-    """The client side of one ``python -m slope.forkserver`` process."""
+    """The client side of one ``python -m slope.fastkernel.server`` process.
 
-    def __init__(self, preload: Iterable[str] | None = None) -> None:
-        self.preload = list(preload if preload is not None else preload_modules())
-        self.env = dict(os.environ)
+    Either this process starts the server (:meth:`start`) and owns it, or it
+    connects to one that another process started (:meth:`connect`): a run's
+    workers share the runner's.
+    """
+
+    def __init__(
+        self, preload: Iterable[str] | None = None, env: dict[str, str] | None = None
+    ) -> None:
+        self.env = dict(os.environ if env is None else env)
+        self.preload = list(
+            preload if preload is not None else preload_modules(self.env)
+        )
         self.executable = sys.executable
         self.lock = threading.Lock()
         self.process: subprocess.Popen | None = None
         self.sock: socket.socket | None = None
         self.reader = None
         self.ready: dict[str, Any] | None = None
+        self.path: str | None = None  # where other processes may connect
+        self.owns_path = False
 
-    def start(self) -> ForkServer:
-        """Start the server; it imports in the background until the first fork."""
+    def start(self, listen: str | None = None, log: Path | None = None) -> ForkServer:
+        """Start the server; it imports in the background until the first fork.
+
+        With ``listen``, a Unix socket path, other processes may
+        :meth:`connect` to the server there. ``log`` receives what the server
+        and its kernels write to stderr (by default, this process's stderr);
+        what they write to the stdout they inherit is then dropped, as a
+        worker drops its cold kernels' (papermill shows their output).
+        """
         ours, theirs = socket.socketpair()
-        self.process = subprocess.Popen(
-            [self.executable, "-m", "slope.fastkernel.server", str(theirs.fileno())],
-            stdin=subprocess.DEVNULL,
-            env={**self.env, PRELOAD_ENV: ",".join(self.preload)},
-            pass_fds=(theirs.fileno(),),
-        )
-        theirs.close()
-        self.sock = ours
-        self.reader = ours.makefile("r", encoding="utf-8")
+        passed = [theirs]
+        if listen is not None:
+            # Bound here, so that whoever is told the path may connect at once.
+            listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            listener.bind(listen)
+            listener.listen(64)
+            passed.append(listener)
+        command = [
+            self.executable,
+            "-m",
+            "slope.fastkernel.server",
+            str(theirs.fileno()),
+            ",".join(self.preload),
+            *(str(s.fileno()) for s in passed[1:]),
+        ]
+        with contextlib.ExitStack() as stack:
+            stderr = None
+            if log is not None:
+                log.parent.mkdir(parents=True, exist_ok=True)
+                stderr = stack.enter_context(open(log, "ab"))
+            self.process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL if log is not None else None,
+                stderr=stderr,
+                env=self.env,
+                pass_fds=[s.fileno() for s in passed],
+                start_new_session=True,  # Ctrl-C is for the run; the run stops us
+            )
+        for sock in passed:
+            sock.close()
+        self.path = listen
+        self.owns_path = listen is not None
+        self._use(ours)
         return self
+
+    @classmethod
+    def connect(cls, path: str) -> ForkServer:
+        """Connect to a server another process started with ``listen=path``.
+
+        Raises
+        ------
+        ForkServerError
+            When nothing listens there.
+        """
+        server = cls(preload=[])
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.connect(path)
+        except OSError as err:
+            sock.close()
+            raise ForkServerError(f"no fork server at {path}: {err}") from err
+        server.path = path
+        server._use(sock)
+        return server
 
     @property
     def pid(self) -> int | None:
+        if self.ready is not None:
+            return self.ready.get("pid")
         return self.process.pid if self.process else None
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        if self.process is None:
+            return self.sock is not None  # another process's: alive until it fails
+        return self.process.poll() is None
 
     def wait_ready(self, timeout: float = READY_TIMEOUT_S) -> dict[str, Any]:
         """Wait until the imports are done; return what was preloaded."""
         with self.lock:
             if self.ready is None:
                 self.sock.settimeout(timeout)
-                self.ready = self._receive()
-                self.sock.settimeout(None)
+                try:
+                    self.ready = self._receive()
+                except TimeoutError as err:
+                    raise ForkServerError(
+                        f"the fork server was not ready in {timeout:.0f} s"
+                    ) from err
+                finally:
+                    self.sock.settimeout(None)
+                # The environment the server imported with is what kernels match.
+                self.env = self.ready.get("env", self.env)
         return self.ready
 
     def fork(self, argv: list[str], cwd: str, env: dict[str, str]) -> int:
@@ -89,16 +166,27 @@ class ForkServer:
         return self._ask({"op": "poll", "pid": pid})["code"]
 
     def close(self) -> None:
-        """Stop the server; kernels it forked were shut down by their managers."""
-        if self.process is None:
-            return
+        """Disconnect; the server kills what we forked and still runs.
+
+        The server we started also stops, with every kernel it forked.
+        """
+        if self.process is not None and not self._has_said_ready():
+            self.process.kill()  # still importing: it forked nothing, and would
+            # not read the end of the stream for seconds
         if self.sock is not None:
             # shutdown, not only close: the reader holds the socket open too,
-            # and the server stops when it reads the end of the stream.
+            # and the server notices the end of the stream only then.
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
             self.sock.close()
             self.reader.close()
+            self.sock = None
+        if self.owns_path:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+            self.owns_path = False
+        if self.process is None:
+            return
         try:
             self.process.wait(timeout=5)
         except subprocess.TimeoutExpired:
@@ -106,7 +194,19 @@ class ForkServer:
             self.process.wait()
         self.process = None
 
+    def _has_said_ready(self) -> bool:
+        """Whether the ready line came, read or not; never waits for it."""
+        if self.ready is not None or self.sock is None:
+            return self.ready is not None
+        readable, _, _ = select.select([self.sock], [], [], 0)
+        return bool(readable)
+
+    def _use(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader = sock.makefile("r", encoding="utf-8")
+
     def _ask(self, request: dict[str, Any]) -> dict[str, Any]:
+        self.wait_ready()  # the ready line comes before any answer
         with self.lock:
             try:
                 self.sock.sendall((json.dumps(request) + "\n").encode())
@@ -127,22 +227,42 @@ class ForkServer:
         return answer
 
 
+SHARED_SERVER_ENV = "SLOPE_FORK_SERVER"  # a run's server, for its workers to share
 _server: ForkServer | None = None
+_shared_path: str | None = None
 _server_lock = threading.Lock()
 
 
+def share_fork_server(path: str | None) -> None:
+    """Let this process's kernels come from the server listening at ``path``.
+
+    Without it (or with None), the process starts a fork server of its own.
+    """
+    global _shared_path
+    _shared_path = path
+
+
 def get_fork_server() -> ForkServer:
-    """This process's fork server, started on first use and stopped at exit."""
+    """This process's fork server: the shared one, or its own, started on first use.
+
+    Raises
+    ------
+    ForkServerError
+        When the shared server cannot be reached.
+    """
     global _server
     with _server_lock:
         if _server is None or not _server.alive():
-            _server = ForkServer().start()
+            if _shared_path is not None:
+                _server = ForkServer.connect(_shared_path)
+            else:
+                _server = ForkServer().start()
             atexit.register(_server.close)
         return _server
 
 
 def stop_fork_server() -> None:
-    """Stop this process's fork server, if it runs."""
+    """Stop this process's fork server, or leave the shared one."""
     global _server
     with _server_lock:
         if _server is not None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from slope.fastkernel.client import ForkedProcess, ForkServer, fast_path_refusal
 
+RECONNECT_MS = 10  # how often a socket retries a kernel that has not bound yet
+
 
 def _make_provisioner_class():
     from jupyter_client.provisioning import LocalProvisioner
@@ -55,14 +57,16 @@ def _make_provisioner_class():
 
 
 def _make_client_class():
+    import zmq
     from jupyter_client.asynchronous import AsyncKernelClient
 
     class ForkKernelClient(AsyncKernelClient):
         """jupyter_client's client, without its fixed 0.2 s of IOPub silence.
 
         After the kernel_info reply, jupyter_client waits until IOPub has been
-        quiet for 0.2 s. nbclient matches every message to its request, so a
-        short drain serves as well and saves most of that wait per attempt.
+        quiet for 0.2 s. One IOPub message is proof enough that the channel is
+        connected, and nbclient matches every message to its request, so the
+        ones still on their way (the kernel's status) do no harm.
         """
 
         async def _async_wait_for_ready(self, timeout: float | None = None) -> None:
@@ -89,13 +93,16 @@ def _make_client_class():
                     raise RuntimeError(
                         f"Kernel didn't respond in {timeout:.0f} seconds"
                     )
-            while True:
-                try:
-                    await self.iopub_channel.get_msg(timeout=0.02)
-                except Empty:
-                    break
 
         wait_for_ready = _async_wait_for_ready
+
+        def _context_default(self):
+            # The client makes its own context, not the manager's: its sockets
+            # connect before the kernel binds too, and would retry only every
+            # 100 ms, zmq's default.
+            context = super()._context_default()
+            context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+            return context
 
     return ForkKernelClient
 
@@ -118,7 +125,7 @@ def fork_kernel_manager_class(server: ForkServer, report: dict[str, Any]) -> typ
 
             super().__init__(*args, **kwargs)
             # Our sockets connect before the kernel binds; retry every 10 ms, not 100.
-            self.context.setsockopt(zmq.RECONNECT_IVL, 10)
+            self.context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
 
         async def _async_pre_start_kernel(self, **kw: Any):
             if self.provisioner is None:

@@ -1,16 +1,19 @@
-"""The fork server itself: ``python -m slope.fastkernel.server FD``.
+"""The fork server itself: ``python -m slope.fastkernel.server FD MODULES [LISTEN]``.
 
-It imports ipykernel and the preloaded modules, starts no thread, and then
-answers requests on the socket ``FD``, one JSON line each: ``fork`` (reply:
-the child's pid) and ``poll`` (reply: the child's exit code, or null while
-it runs). It reaps its children, so none is left a zombie, and it ends when
-the socket closes, as it does when the process that started it dies. A child
-returns from :func:`serve` with its request and becomes the kernel, as
-``python -m ipykernel_launcher`` would.
+It imports ipykernel and ``MODULES`` (comma-separated), starts no thread, and
+then answers requests, one JSON line each, on the socket ``FD`` and on any
+connection made to the listening Unix socket ``LISTEN`` (a descriptor too):
+``fork`` (reply: the child's pid) and ``poll`` (reply: the child's exit code,
+or null while it runs). It reaps its children, so none is left a zombie,
+kills those whose connection closed, and ends when ``FD`` closes, as it does
+when the process that started it dies. A child returns from :func:`serve`
+with its request and becomes the kernel, as ``python -m ipykernel_launcher``
+would.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -20,107 +23,96 @@ import time
 from pathlib import Path
 from typing import Any
 
-PRELOAD_ENV = "SLOPE_PRELOAD"
+from slope.fastkernel.preload import KERNEL_MODULES
+
 IMPORT_ENV: dict[str, str] = {}  # what the preloaded imports added to os.environ
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
-# What every kernel imports, then what this project's notebooks usually do.
-KERNEL_MODULES = (
-    "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
-    "ipykernel.debugger",
-    "ipykernel.comm",
-    "IPython.core.completer",
-    "IPython.core.completerlib",
-    "IPython.core.debugger",
-    "IPython.core.logger",
-    "IPython.core.oinspect",
-    "IPython.core.pylabtools",
-    "IPython.extensions.storemagic",
-    "IPython.utils.wildcard",
-    "sqlite3",
-    "tornado.platform.asyncio",
-    "jupyter_client.session",
-    "tornado.ioloop",
-    "zmq.eventloop.zmqstream",
-)
-DEFAULT_PRELOAD = (
-    "numpy",
-    "pandas",
-    "pandas.io.formats.html",
-    "pandas.io.formats.string",
-    "scipy.stats",
-    "sklearn.base",
-    "sklearn.compose",
-    "sklearn.dummy",
-    "sklearn.ensemble",
-    "sklearn.impute",
-    "sklearn.linear_model",
-    "sklearn.metrics",
-    "sklearn.model_selection",
-    "sklearn.neighbors",
-    "sklearn.pipeline",
-    "sklearn.preprocessing",
-    "sklearn.tree",
-    "joblib",
-    "narwhals._pandas_like.dataframe",  # scikit-learn reads frames through it
-    "narwhals._pandas_like.namespace",
-    "matplotlib.pyplot",
-    "matplotlib.backends.backend_agg",
-    "PIL.PngImagePlugin",
-    "PIL.JpegImagePlugin",
-    "PIL.BmpImagePlugin",
-    "PIL.GifImagePlugin",
-    "PIL.PpmImagePlugin",
-    "seaborn",
-    "slope",
-)
 
 
-# Set per kernel by the launcher; any other difference changes what an
-# import may have read, and the kernel then starts cold.
-def preload_modules() -> list[str]:
-    """The modules a fork server imports: ``$SLOPE_PRELOAD`` or the default.
-
-    ``SLOPE_PRELOAD`` is a comma-separated list; a leading ``+`` adds to the
-    default instead of replacing it (``+xgboost,lightgbm``).
-    """
-    text = os.environ.get(PRELOAD_ENV, "").strip()
-    if not text:
-        return list(DEFAULT_PRELOAD)
-    extra = text.startswith("+")
-    names = [n.strip() for n in text.lstrip("+").split(",") if n.strip()]
-    return [*DEFAULT_PRELOAD, *names] if extra else names
-
-
-def serve(fd: int) -> dict[str, Any]:
+def serve(
+    fd: int, modules: list[str], env: dict[str, str], listen: int | None = None
+) -> dict[str, Any]:
     """Preload, then fork on request; return only in a child, with its request.
 
-    The server ends when the socket closes: its process ended or stopped it.
+    ``fd`` is the connection of the process that started the server; ``listen``
+    a listening Unix socket where other processes (a run's workers) may
+    connect too. ``env`` is the environment the server started with: the one its
+    kernels must have. Each connection gets the ready line first, then asks
+    for forks and polls, one request at a time. When a connection closes, the kernels it
+    asked for and that still run are killed; when the first one closes, all
+    are, and the server ends.
     """
+    import selectors
     import signal
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the worker decides when we stop
-    sock = socket.socket(fileno=fd)
-    reader = sock.makefile("r", encoding="utf-8")
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the owner decides when we stop
+    owner = socket.socket(fileno=fd)
+    # Bound by the owner: workers that connect during the imports wait in its backlog.
+    listener = None if listen is None else socket.socket(fileno=listen)
+    ready = {**_preload(modules), "pid": os.getpid(), "env": env}
+    hello = (json.dumps(ready) + "\n").encode()
+    selector = selectors.DefaultSelector()
+    pending: dict[socket.socket, bytes] = {}  # each connection's unfinished line
+    children: dict[int, socket.socket] = {}  # running kernels, by who asked
     exits: dict[int, int] = {}
+
+    def welcome(conn: socket.socket) -> None:
+        conn.sendall(hello)
+        pending[conn] = b""
+        selector.register(conn, selectors.EVENT_READ)
+
+    def drop(conn: socket.socket) -> None:
+        selector.unregister(conn)
+        pending.pop(conn, None)
+        conn.close()
+        _reap(exits)
+        for pid, asker in list(children.items()):
+            if pid not in exits and (asker is conn or conn is owner):
+                # The kernel, even before its setsid(), then what it started.
+                for kill in (os.kill, os.killpg):
+                    with contextlib.suppress(OSError):
+                        kill(pid, signal.SIGKILL)
+
     try:
-        sock.sendall((json.dumps(_preload()) + "\n").encode())
-        for line in reader:
-            request = json.loads(line)
-            _reap(exits)
-            if request["op"] == "fork":
-                pid = os.fork()
-                if pid == 0:
-                    reader.close()
-                    sock.close()
-                    signal.signal(signal.SIGINT, signal.default_int_handler)
-                    return request
-                answer = {"pid": pid}
-            else:
-                pid = request["pid"]
-                answer = {"code": exits[pid] if pid in exits else _still(pid)}
-            sock.sendall((json.dumps(answer) + "\n").encode())
+        welcome(owner)
+        if listener is not None:
+            selector.register(listener, selectors.EVENT_READ)
+        while owner in pending:
+            for key, _ in selector.select():
+                conn = key.fileobj
+                if conn is listener:
+                    welcome(listener.accept()[0])
+                    continue
+                try:
+                    data = conn.recv(1 << 16)
+                except OSError:
+                    data = b""
+                if not data:
+                    drop(conn)
+                    continue
+                pending[conn] += data
+                while b"\n" in pending[conn]:
+                    line, pending[conn] = pending[conn].split(b"\n", 1)
+                    request = json.loads(line)
+                    _reap(exits)
+                    if request["op"] == "fork":
+                        pid = os.fork()
+                        if pid == 0:
+                            selector.close()
+                            for open_socket in [*pending, listener]:
+                                if open_socket is not None:
+                                    open_socket.close()
+                            signal.signal(signal.SIGINT, signal.default_int_handler)
+                            return request
+                        children[pid] = conn
+                        answer = {"pid": pid}
+                    else:
+                        pid = request["pid"]
+                        code = exits[pid] if pid in exits else _still(pid)
+                        if code is not None:
+                            children.pop(pid, None)
+                        answer = {"code": code}
+                    conn.sendall((json.dumps(answer) + "\n").encode())
     except OSError:
         pass
     os._exit(0)
@@ -146,14 +138,14 @@ def _reap(exits: dict[int, int]) -> None:
         exits[pid] = os.waitstatus_to_exitcode(status)
 
 
-def _preload() -> dict[str, Any]:
+def _preload(modules: list[str]) -> dict[str, Any]:
     import importlib
 
     before = dict(os.environ)
     started = time.perf_counter()
     loaded, failed = [], {}
     with _as_in_a_kernel():
-        for name in [*KERNEL_MODULES, *preload_modules()]:
+        for name in [*KERNEL_MODULES, *modules]:
             try:
                 importlib.import_module(name)
                 loaded.append(name)
@@ -246,13 +238,16 @@ def _become_kernel(request: dict[str, Any]) -> None:
 
 
 def main() -> None:
-    """Serve forks on the descriptor in ``argv[1]``; in a child, run the kernel."""
+    """Serve forks as ``argv`` says; in a child, run the kernel."""
+    env = dict(os.environ)
     # As ipykernel_launcher does: the folder we started in is no import path.
     if sys.path and (sys.path[0] == "" or Path(sys.path[0]) == Path.cwd()):
         del sys.path[0]
     import ipykernel_launcher  # noqa: F401 - its file is the kernel's argv[0]
 
-    request = serve(int(sys.argv[1]))
+    fd, modules, listen = sys.argv[1], sys.argv[2], sys.argv[3:]
+    modules = [m for m in modules.split(",") if m]
+    request = serve(int(fd), modules, env, *map(int, listen))
     _become_kernel(request)
 
     from ipykernel import kernelapp
