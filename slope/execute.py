@@ -52,7 +52,9 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         ``status``, ``error`` (None or ename, evalue, cell, traceback),
         ``scores``, ``started``, ``ended``, ``duration_s`` (of which
         ``fork_server_wait_s`` waiting for the fork server's imports),
-        ``kernel_starts``, ``kernel_path`` and ``kernel_path_reason``.
+        ``kernel_starts``, ``kernel_path``, ``kernel_path_reason`` and
+        ``kernel_spare`` (whether the kernel was forked ahead, while the
+        worker's attempt before ran).
     """
     staging = Path(job["staging"])
     staging.mkdir(parents=True, exist_ok=True)
@@ -78,7 +80,9 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         logger.warning("%s: the kernel did not start (try %d)", job["attempt"], tries)
         if kernel["path"] == "fork":
             cold = True
-            kernel.update(path="cold", reason="a forked kernel did not start")
+            kernel.update(
+                path="cold", reason="a forked kernel did not start", spare=False
+            )
 
     if status == "kernel_start_failed":
         status = "failed"
@@ -96,6 +100,7 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         "kernel_starts": tries,
         "kernel_path": kernel["path"],
         "kernel_path_reason": kernel["reason"],
+        "kernel_spare": bool(kernel.get("spare")),
     }
 
 

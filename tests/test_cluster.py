@@ -35,6 +35,7 @@ RUN_DETAILS = (
     "fork_server_wait_s",
     "kernel_starts",
     "kernel_path",
+    "kernel_spare",
 )
 # A Dask worker started by a nanny runs multiprocessing's spawn_main.
 KILL_THE_WORKER = """\

@@ -79,6 +79,9 @@ state = {
     "warnings": sorted(map(str, warnings.filters)),
     "session leader": os.getsid(0) == os.getpid(),
     "open files": files(),
+    "folders IPython noted": [
+        str(p).replace(here, "<run>") for p in [ip.starting_dir, *ip.user_ns["_dh"]]
+    ],
     "user namespace": sorted(k for k in ip.user_ns if not k.startswith("_")),
     "np.geterr": np.geterr(),
     "gc": [gc.isenabled(), gc.get_threshold()],
@@ -275,6 +278,9 @@ def test_a_forked_kernel_looks_like_a_cold_one_from_inside(scenarios):
     assert {k: v for k, v in after.items() if before.get(k) != v} == {}
     assert before["session leader"] and before["backend"].endswith("backend_inline")
     assert after["open files"] == ["<project>/runs/.logs/<log>"]  # stderr
+    assert before["folders IPython noted"] == ["<run>", "<run>"]
+    # It ran last on its worker: a spare kernel, forked ahead and held.
+    assert run_record(fast, "state")["kernel_spare"]
 
 
 def test_the_status_of_each_ending_is_kept(scenarios):
@@ -456,13 +462,19 @@ def test_the_workers_of_a_run_share_one_fork_server(make_project):
     )
     command = [sys.executable, "-m", "slope", "run", "--project", str(root)]
     process = subprocess.Popen([*command, "--workers", "2", "--no-report"])
+
+    def kernels() -> set[int]:
+        # Forked and in the runs' folder: spare kernels wait elsewhere.
+        return set(kernel_processes_in(root / "runs")) & set(fork_servers_of(root))
+
     try:
-        wait_for(lambda: len(fork_servers_of(root)) == 3, seconds=90)  # 2 kernels
+        wait_for(lambda: len(kernels()) == 2, seconds=90)
         found = fork_servers_of(root)
         parents = {pid: _parent(pid) for pid in found}
         servers = [pid for pid in found if parents[pid] not in found]
         assert len(servers) == 1
-        assert sorted(parents.values()) == sorted([process.pid, *servers * 2])
+        assert parents[servers[0]] == process.pid
+        assert {parents[pid] for pid in kernels()} == set(servers)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)

@@ -155,11 +155,19 @@ class ForkServer:
                 self.env = self.ready.get("env", self.env)
         return self.ready
 
-    def fork(self, argv: list[str], cwd: str, env: dict[str, str]) -> int:
-        """Fork a kernel that runs ``argv[3:]`` as ipykernel_launcher's arguments."""
-        self.wait_ready()
-        request = {"op": "fork", "argv": argv, "cwd": cwd, "env": env}
+    def fork(
+        self, argv: list[str], cwd: str, env: dict[str, str], hold: bool = False
+    ) -> int:
+        """Fork a kernel that runs ``argv[3:]`` as ipykernel_launcher's arguments.
+
+        With ``hold``, the kernel initializes and then waits for :meth:`go`.
+        """
+        request = {"op": "fork", "argv": argv, "cwd": cwd, "env": env, "hold": hold}
         return self._ask(request)["pid"]
+
+    def go(self, pid: int, cwd: str, env: dict[str, str]) -> None:
+        """Start a held kernel in ``cwd`` with ``env``, as if forked with them."""
+        self._ask({"op": "go", "pid": pid, "cwd": cwd, "env": env})
 
     def poll(self, pid: int) -> int | None:
         """The child's exit code as Popen.poll gives it, or None while it runs."""

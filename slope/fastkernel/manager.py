@@ -5,17 +5,31 @@ where that one starts ``python -m ipykernel_launcher``, this one asks the fork
 server for a child, and falls back to the LocalProvisioner's launch, with the
 reason, when the server cannot serve that kernel. Signals go to the child's
 session as they would to a cold kernel's.
+
+Each time it starts a kernel, it also forks a spare one, held: it initializes
+while the attempt runs, then waits. The next attempt that would start the
+same kernel (same command, same environment) tells it its folder and
+environment and starts it; any other discards it.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
-from slope.fastkernel.client import ForkedProcess, ForkServer, fast_path_refusal
+from slope.fastkernel.client import (
+    ForkedProcess,
+    ForkServer,
+    ForkServerError,
+    fast_path_refusal,
+)
 
 RECONNECT_MS = 10  # how often a socket retries a kernel that has not bound yet
 
@@ -38,12 +52,31 @@ def _make_provisioner_class():
                 return await super().launch_kernel(cmd, **kwargs)
 
             env["JPY_PARENT_PID"] = str(self.server.pid)
-            pid = self.server.fork(cmd, cwd, env)
+            spare = _take_spare(self.server, cmd, env)
+            if spare is not None:
+                self.server.go(spare.pid, cwd, env)
+                pid, self.connection_info = spare.pid, spare.connection_info
+                self.spare_file = spare.connection_file
+            else:
+                pid = self.server.fork(cmd, cwd, env)
             self.process = ForkedProcess(pid, self.server)
             self.pid = self.pgid = pid  # the child called setsid()
             self.cwd = cwd
-            self.report.update(path="fork", reason=None)
+            self.report.update(path="fork", reason=None, spare=spare is not None)
+            # The next attempt's kernel initializes while this one runs; even
+            # the fork waits on no one.
+            threading.Thread(
+                target=_make_spare,
+                args=(self.server, cmd, env, self.connection_info),
+                name="slope-spare-kernel",
+                daemon=True,
+            ).start()
             return self.connection_info
+
+        async def cleanup(self, restart: bool = False) -> None:
+            await super().cleanup(restart=restart)
+            if getattr(self, "spare_file", None):
+                Path(self.spare_file).unlink(missing_ok=True)
 
         async def wait(self) -> int | None:
             if isinstance(self.process, ForkedProcess):
@@ -54,6 +87,101 @@ def _make_provisioner_class():
             return await super().wait()
 
     return ForkProvisioner
+
+
+class _Spare:
+    """A kernel forked ahead of its attempt: initialized, waiting for its go."""
+
+    def __init__(
+        self,
+        server: ForkServer,
+        pid: int,
+        argv: list[str],
+        env: dict[str, str],
+        connection_info: dict[str, Any],
+        connection_file: str,
+    ) -> None:
+        self.server = server
+        self.pid = pid
+        self.argv = argv
+        self.env = env
+        self.connection_info = connection_info
+        self.connection_file = connection_file
+
+    def fits(self, server: ForkServer, argv: list[str], env: dict[str, str]) -> bool:
+        """Whether this kernel is the one ``argv`` and ``env`` would start."""
+        return (
+            server is self.server
+            and _any_file(argv) == _any_file(self.argv)
+            and env == self.env
+        )
+
+    def discard(self) -> None:
+        ForkedProcess(self.pid, self.server).kill()
+        Path(self.connection_file).unlink(missing_ok=True)
+
+
+_spare: _Spare | None = None
+_spare_lock = threading.Lock()
+_spare_folder: str | None = None
+
+
+def _take_spare(server: ForkServer, argv: list[str], env: dict[str, str]):
+    """This process's spare kernel, when it is the one to start; else None."""
+    global _spare
+    with _spare_lock:
+        spare, _spare = _spare, None
+    if spare is None:
+        return None
+    if not spare.fits(server, argv, env):
+        spare.discard()
+        return None
+    return spare
+
+
+def _make_spare(
+    server: ForkServer, argv: list[str], env: dict[str, str], info: dict[str, Any]
+) -> None:
+    """Fork a held kernel like this one, with its own ports, key and file."""
+    global _spare, _spare_folder
+    from jupyter_client.connect import write_connection_file
+    from jupyter_client.session import new_id_bytes
+
+    if _spare_folder is None:
+        # Where a held kernel waits, and its connection file: not a run's folder.
+        _spare_folder = tempfile.mkdtemp(prefix="slope-kernels-")
+        atexit.register(shutil.rmtree, _spare_folder, ignore_errors=True)
+    name = os.path.join(_spare_folder, f"kernel-{uuid.uuid4()}.json")
+    name, written = write_connection_file(
+        name,
+        ip=info["ip"],
+        key=new_id_bytes(),
+        transport=info["transport"],
+        signature_scheme=info["signature_scheme"],
+        kernel_name=info.get("kernel_name", ""),
+    )
+    spare_argv = [name if arg == _connection_file(argv) else arg for arg in argv]
+    try:
+        pid = server.fork(spare_argv, _spare_folder, env, hold=True)
+    except ForkServerError:
+        Path(name).unlink(missing_ok=True)
+        return
+    connection_info = {**written, "key": written["key"].encode()}
+    spare = _Spare(server, pid, spare_argv, env, connection_info, name)
+    with _spare_lock:
+        spare, _spare = _spare, spare
+    if spare is not None:
+        spare.discard()
+
+
+def _connection_file(argv: list[str]) -> str | None:
+    return argv[argv.index("-f") + 1] if "-f" in argv[:-1] else None
+
+
+def _any_file(argv: list[str]) -> list[str]:
+    """``argv`` without the name of its connection file, to compare kernels."""
+    name = _connection_file(argv)
+    return ["{connection_file}" if arg == name else arg for arg in argv]
 
 
 def _make_client_class():

@@ -3,12 +3,15 @@
 It imports ipykernel and ``MODULES`` (comma-separated), starts no thread, and
 then answers requests, one JSON line each, on the socket ``FD`` and on any
 connection made to the listening Unix socket ``LISTEN`` (a descriptor too):
-``fork`` (reply: the child's pid) and ``poll`` (reply: the child's exit code,
-or null while it runs). It reaps its children, so none is left a zombie,
-kills those whose connection closed, and ends when ``FD`` closes, as it does
-when the process that started it dies. A child returns from :func:`serve`
-with its request and becomes the kernel, as ``python -m ipykernel_launcher``
-would.
+``fork`` (reply: the child's pid), ``poll`` (reply: the child's exit code,
+or null while it runs) and ``go``. A child forked with ``hold`` initializes
+its kernel, then waits for ``go`` to name its folder and environment before
+it answers anyone: the kernel of an attempt to come.
+
+The server reaps its children, so none is left a zombie, kills those whose
+connection closed, and ends when ``FD`` closes, as it does when the process
+that started it dies. A child returns from :func:`serve` with its request
+and becomes the kernel, as ``python -m ipykernel_launcher`` would.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ def serve(
     selector = selectors.DefaultSelector()
     pending: dict[socket.socket, bytes] = {}  # each connection's unfinished line
     children: dict[int, socket.socket] = {}  # running kernels, by who asked
+    held: dict[int, int] = {}  # kernels waiting for their "go": our end of a pipe
     exits: dict[int, int] = {}
 
     def welcome(conn: socket.socket) -> None:
@@ -96,16 +100,24 @@ def serve(
                     request = json.loads(line)
                     _reap(exits)
                     if request["op"] == "fork":
+                        hold = os.pipe() if request.get("hold") else None
                         pid = os.fork()
                         if pid == 0:
                             selector.close()
                             for open_socket in [*pending, listener]:
                                 if open_socket is not None:
                                     open_socket.close()
+                            for fd in [*held.values(), *(hold or ())[1:]]:
+                                os.close(fd)
                             signal.signal(signal.SIGINT, signal.default_int_handler)
-                            return request
+                            return {**request, "hold": hold[0] if hold else None}
                         children[pid] = conn
+                        if hold:
+                            os.close(hold[0])
+                            held[pid] = hold[1]
                         answer = {"pid": pid}
+                    elif request["op"] == "go":
+                        answer = _go(held.pop(request["pid"], None), request)
                     else:
                         pid = request["pid"]
                         code = exits[pid] if pid in exits else _still(pid)
@@ -116,6 +128,20 @@ def serve(
     except OSError:
         pass
     os._exit(0)
+
+
+def _go(fd: int | None, request: dict[str, Any]) -> dict[str, Any]:
+    """Tell a held kernel where and with what environment to run; then it starts."""
+    if fd is None:
+        return {"error": f"no kernel {request['pid']} waits for its go"}
+    try:
+        line = json.dumps({"cwd": request["cwd"], "env": request["env"]}) + "\n"
+        os.write(fd, line.encode())
+    except OSError as err:
+        return {"error": f"the kernel {request['pid']} ended before its go: {err}"}
+    finally:
+        os.close(fd)
+    return {"pid": request["pid"]}
 
 
 def _still(pid: int) -> int | None:
@@ -237,6 +263,36 @@ def _become_kernel(request: dict[str, Any]) -> None:
     sys.orig_argv = list(argv)
 
 
+def _wait_for_go(fd: int) -> dict[str, Any]:
+    """Block until the server passes on our attempt's folder and environment."""
+    with os.fdopen(fd, "rb") as pipe:
+        line = pipe.readline()
+    if not line:
+        os._exit(0)  # never used: the server let go of us, or ended
+    return json.loads(line)
+
+
+def _move_in(app: Any, held_env: dict[str, str], go: dict[str, Any]) -> None:
+    """Give a held kernel the folder and environment its attempt starts it with.
+
+    Nothing ran in it yet; only what IPython noted of its folder and
+    environment while it initialized is told again. What the kernel itself
+    set while it initialized (``PAGER``, ``MPLBACKEND``, ...) stays.
+    """
+    os.chdir(go["cwd"])
+    for name in held_env.keys() - go["env"].keys():
+        os.environ.pop(name, None)
+    os.environ.update((k, v) for k, v in go["env"].items() if held_env.get(k) != v)
+    shell = app.shell
+    shell.starting_dir = os.getcwd()
+    shell.history_manager.dir_hist[:] = [os.getcwd()]  # the notebook's _dh
+    session = os.environ.get("JPY_SESSION_NAME")
+    if session:
+        shell.user_ns["__session__"] = session
+    else:
+        shell.user_ns.pop("__session__", None)
+
+
 def main() -> None:
     """Serve forks as ``argv`` says; in a child, run the kernel."""
     env = dict(os.environ)
@@ -252,11 +308,16 @@ def main() -> None:
 
     from ipykernel import kernelapp
 
-    # ipykernel read these when the server imported it; they are the child's.
-    kernelapp.launch_new_instance(
+    # As launch_new_instance does, with a pause between the two steps for a
+    # held kernel. ipykernel read these when the server imported it.
+    app = kernelapp.IPKernelApp.instance(
         parent_handle=int(os.environ.get("JPY_PARENT_PID") or 0),
         interrupt=int(os.environ.get("JPY_INTERRUPT_EVENT") or 0),
     )
+    app.initialize()
+    if request["hold"] is not None:
+        _move_in(app, request["env"], _wait_for_go(request["hold"]))
+    app.start()
 
 
 if __name__ == "__main__":
