@@ -243,7 +243,7 @@ def _status_order(status: str) -> int:
 
 
 def _done(record: dict, metric: str, bar) -> None:
-    from slope.progress import describe_error
+    from slope.runs import describe_error
 
     score = record["scores"].get(metric)
     shown = f", {metric} {score:.4g}" if score is not None else ""

@@ -1,4 +1,8 @@
-"""What a notebook declares: its kernel and the parameters in its tagged cell."""
+"""What a notebook declares: its kernel and the parameters in its tagged cell.
+
+papermill and nbformat are imported when a notebook is read, not with this
+module: ``run_all.py`` starts its fork server first, and they would delay it.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,12 @@ import ast
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-import nbformat
-from papermill.iorw import load_notebook_node
-from papermill.translators import papermill_translators
-from papermill.utils import find_first_tagged_cell_index
+from typing import TYPE_CHECKING, Any
 
 from slope.exceptions import AttemptError
+
+if TYPE_CHECKING:
+    import nbformat
 
 PARAMETERS_TAG = "parameters"
 UNKNOWN = object()  # a default that is an expression, not a literal
@@ -39,6 +41,9 @@ def inspect_notebook(path: Path, default_kernel: str) -> NotebookSpec:
     AttemptError
         The file is not a notebook, or has no cell tagged ``parameters``.
     """
+    from papermill.translators import papermill_translators
+    from papermill.utils import find_first_tagged_cell_index
+
     nb = read_notebook(path)
     kernelspec = nb.metadata.get("kernelspec") or {}
     kernel = kernelspec.get("name") or default_kernel
@@ -66,6 +71,9 @@ def inspect_notebook(path: Path, default_kernel: str) -> NotebookSpec:
 
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook as papermill does; raise AttemptError if it is broken."""
+    import nbformat
+    from papermill.iorw import load_notebook_node
+
     try:
         with warnings.catch_warnings():
             # nbformat fills in missing cell ids itself; its warning names no file.

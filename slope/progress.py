@@ -10,7 +10,7 @@ import pandas as pd
 
 from slope.attempts import Attempt
 from slope.project import Project
-from slope.runs import first_success, read_history, read_run
+from slope.runs import describe_error, first_success, read_history, read_run
 
 logger = logging.getLogger(__name__)
 
@@ -77,14 +77,6 @@ def _row(
     if row["date"] is None:
         row["date"] = first_ok.get(attempt.id)
     return row
-
-
-def describe_error(error: dict[str, Any] | None) -> str:
-    """One line for the table: the error's name, value and cell."""
-    if not error:
-        return ""
-    cell = f" (cell {error['cell']})" if error.get("cell") is not None else ""
-    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}{cell}"
 
 
 def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:

@@ -321,7 +321,10 @@ class LocalBackend:
 
     def close(self) -> None:
         for worker in self.all_workers:
-            worker.close()
+            worker.let_go()
+        deadline = time.monotonic() + 30
+        for worker in self.all_workers:
+            worker.wait(max(0.1, deadline - time.monotonic()))
         if self.server is not None:
             self.server.close()
             self.server = None
@@ -425,12 +428,10 @@ class _Worker:
         except subprocess.TimeoutExpired:
             _terminate(self.process)
 
-    def close(self) -> None:
-        """Let the worker finish: its stdin closes and it exits."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.stdin.close()
-        self.wait(30)
+    def let_go(self) -> None:
+        """Close the worker's stdin: it ends once its job, if any, is done."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.stdin.close()
 
     def tail(self) -> str:
         try:

@@ -80,6 +80,14 @@ def first_success(history: list[dict[str, Any]]) -> dict[str, str]:
     return first
 
 
+def describe_error(error: dict[str, Any] | None) -> str:
+    """One line for the table and the log: the error's name, value and cell."""
+    if not error:
+        return ""
+    cell = f" (cell {error['cell']})" if error.get("cell") is not None else ""
+    return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}{cell}"
+
+
 def staging_dir(runs_dir: Path, attempt_id: str) -> Path:
     """Return a new, empty staging folder for one execution of an attempt."""
     import tempfile
