@@ -109,17 +109,24 @@ def render_run_page(project: Any, attempt: str, exporter: Any = None) -> Path:
     folder = Path(project.runs_dir) / attempt
     stamp = _run_stamp(project, attempt)
     run = _read_run(folder / "run.json")
-    notebook = _read_notebook(folder / "notebook.ipynb")
-    bound_outputs(notebook, f"runs/{attempt}/notebook.ipynb")
-    anchors = _anchor_cells(notebook)
-    where = _cell_link(notebook, _failing_cell(notebook, run), anchors)
+    try:
+        notebook = _read_notebook(folder / "notebook.ipynb")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        notebook, shown = None, _unreadable_note(folder / "notebook.ipynb", err)
+    if notebook is not None:
+        bound_outputs(notebook, f"runs/{attempt}/notebook.ipynb")
+        anchors = _anchor_cells(notebook)
+        where = _cell_link(notebook, _failing_cell(notebook, run), anchors)
+        shown = _notebook_html(notebook, folder, exporter)
+    else:
+        where = ""
 
     parts = [
         _run_header(attempt, run),
         _error_box(run, where),
         _run_facts(run, project.metric),
         "<h2>Notebook</h2>",
-        _notebook_html(notebook, folder, exporter),
+        shown,
     ]
     page = _run_page_path(project, attempt)
     page.parent.mkdir(parents=True, exist_ok=True)
@@ -192,6 +199,17 @@ def _notebook_html(notebook: Any, folder: Path, exporter: Any) -> str:
     return f"<div class='notebook'>{sanitize(body)}</div>"
 
 
+def _unreadable_note(path: Path, err: Exception) -> str:
+    """A note in place of a notebook that is not JSON, or not a notebook at all."""
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    logger.warning("%s cannot be read (%s); its run page says so", path, reason)
+    return (
+        f"<p class='err'>{html.escape(str(path))} cannot be read as a notebook "
+        f"({html.escape(reason)}), so it is not shown. It was changed or cut off "
+        "after its run; run the attempt again with <code>--force</code>.</p>"
+    )
+
+
 def _read_notebook(path: Path) -> Any:
     """Read a run's notebook; its outputs' line lists joined before nbformat sees them.
 
@@ -202,6 +220,8 @@ def _read_notebook(path: Path) -> Any:
     from nbformat.v4.nbjson import JSONReader
 
     raw = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells", []), list):
+        raise ValueError("the file is JSON, but not a notebook's")
     if raw.get("nbformat") != 4:
         return nbformat.read(path, as_version=4)
     for cell in raw.get("cells", []):

@@ -373,3 +373,28 @@ def test_a_second_build_rewrites_only_what_changed(tmp_path, caplog):
     assert now["index.html"] != first["index.html"]
     stamp = (reports / "runs" / "003-broken.html").read_text().splitlines()[1]
     assert stamp.startswith("<!-- slope-page {") and "2026\\u002d03\\u002d04" in stamp
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"cells": [{"cell_type": "code", "sou', "[1, 2, 3]", '{"nbformat": 4}'],
+    ids=["cut-off-json", "not-a-notebook", "no-cells"],
+)
+def test_an_unreadable_run_notebook_gets_a_note_and_the_build_goes_on(
+    tmp_path, content, caplog
+):
+    write_project(tmp_path)
+    execute_run(tmp_path, "002-forest", "print('hello')", "ok")
+    shutil.copytree(tmp_path / "runs" / "002-forest", tmp_path / "runs" / "003-cut")
+    (tmp_path / "runs" / "003-cut" / "notebook.ipynb").write_text(content)
+    rows = [("002-forest", "ok", 0.8), ("003-cut", "ok", 0.7)]
+
+    index = render_report(load_project(tmp_path), make_progress(rows))
+
+    assert index.is_file()
+    good = " ".join(parse(tmp_path / "reports" / "runs" / "002-forest.html").text)
+    assert "hello" in good
+    text = " ".join(parse(tmp_path / "reports" / "runs" / "003-cut.html").text)
+    assert "runs/003-cut/notebook.ipynb cannot be read as a notebook" in text
+    assert "run the attempt again with" in text and "--force" in text
+    assert "003-cut/notebook.ipynb cannot be read" in caplog.text
