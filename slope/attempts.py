@@ -1,8 +1,9 @@
 """Discovering the attempts in ``params/`` and validating each before any kernel starts.
 
-Validation never stops at the first bad attempt: each one comes back either
-valid, with its resolved parameters, or invalid, with one message that names
-the file, the key, the value and the fix.
+Validation never stops at the first bad attempt, nor at the first problem of
+one: each attempt comes back either valid, with its resolved parameters, or
+invalid, with one line per problem, each naming the file, the key, the value
+and the fix.
 """
 
 from __future__ import annotations
@@ -61,31 +62,61 @@ def load_attempt(
     path: Path,
     specs: dict[Path, NotebookSpec | AttemptError] | None = None,
 ) -> Attempt:
-    """Validate one params file; an invalid one carries its message in ``error``."""
+    """Validate one params file; an invalid one carries its problems in ``error``.
+
+    ``error`` then holds one line per problem found.
+    """
     attempt = Attempt(id=path.stem, path=path)
+    problems = _Problems()
     try:
-        _fill_attempt(attempt, project, specs if specs is not None else {})
+        _fill_attempt(attempt, project, specs if specs is not None else {}, problems)
     except AttemptError as err:
-        attempt.error = str(err)
+        problems.add(err)
+    if problems.messages:
+        attempt.error = "\n".join(problems.messages)
     return attempt
 
 
-def _fill_attempt(attempt: Attempt, project: Project, specs: dict[Path, Any]) -> None:
+class _Problems:
+    """The problems of one params file, gathered so that all are told at once."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, err: AttemptError) -> None:
+        self.messages.append(str(err))
+
+    def check(self, step: Any, *args: Any) -> Any:
+        """Return ``step(*args)``, or None once its AttemptError is noted."""
+        try:
+            return step(*args)
+        except AttemptError as err:
+            self.add(err)
+            return None
+
+
+def _fill_attempt(
+    attempt: Attempt, project: Project, specs: dict[Path, Any], problems: _Problems
+) -> None:
     path = attempt.path
     if not SAFE_ID.fullmatch(attempt.id):
-        raise AttemptError(
-            f"{_at(path)}: the file name {attempt.id!r} cannot be an attempt id, which "
-            "names its run folder; use letters, digits, '-', '_' and '.', "
-            f"for example {_safe_id(attempt.id)!r}.yaml"
+        problems.add(
+            AttemptError(
+                f"{_at(path)}: the file name {attempt.id!r} cannot be an attempt id, "
+                "which names its run folder; use letters, digits, '-', '_' and '.', "
+                f"for example {_safe_id(attempt.id)!r}.yaml"
+            )
         )
     content = load_yaml_mapping(
         path, AttemptError, label=_at(path), kind="attempt file"
     )
-    _check_keys(path, content)
+    problems.check(_check_keys, path, content)
 
-    attempt.notes = _notes(path, content.get("notes"))
-    attempt.date = parse_date(path, content.get("date"), project.tzinfo)
-    attempt.timeout = _timeout(path, content.get("timeout"))
+    attempt.notes = problems.check(_notes, path, content.get("notes")) or ""
+    attempt.date = problems.check(parse_date, path, content.get("date"), project.tzinfo)
+    attempt.timeout = problems.check(_timeout, path, content.get("timeout"))
+    if "notebook" not in content:
+        return
     attempt.notebook = _notebook_name(path, content.get("notebook"))
     spec = _notebook_spec(project, path, attempt.notebook, specs)
     attempt.spec = spec
@@ -95,18 +126,20 @@ def _fill_attempt(attempt: Attempt, project: Project, specs: dict[Path, Any]) ->
 
 
 def _check_keys(path: Path, content: dict[str, Any]) -> None:
-    for key in content:
-        if key not in ATTEMPT_KEYS:
-            raise AttemptError(
-                f"{_at(path)}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
-                f"an attempt file has {', '.join(ATTEMPT_KEYS)}, and the notebook's "
-                "parameters go under 'parameters:'"
-            )
+    problems = [
+        f"{_at(path)}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
+        f"an attempt file has {', '.join(ATTEMPT_KEYS)}, and the notebook's "
+        "parameters go under 'parameters:'"
+        for key in content
+        if key not in ATTEMPT_KEYS
+    ]
     if "notebook" not in content:
-        raise AttemptError(
+        problems.append(
             f"{_at(path)}: 'notebook' is missing; name a notebook in notebooks/, "
             "such as 'notebook: train.ipynb'"
         )
+    if problems:
+        raise AttemptError("\n".join(problems))
 
 
 def _notes(path: Path, notes: Any) -> str:
@@ -208,7 +241,8 @@ def resolve_parameters(
     """Merge the project's defaults under the attempt's parameters and check each.
 
     A project default applies only to notebooks that declare it; the attempt's
-    own keys must all be declared. Raises AttemptError naming the key.
+    own keys must all be declared. Raises AttemptError with one line for each
+    key that is not declared and each value that does not fit.
     """
     if given is None:
         given = {}
@@ -217,15 +251,18 @@ def resolve_parameters(
             f"{_at(path)}: 'parameters' holds a {type(given).__name__}, but a mapping "
             "of 'name: value' lines is expected, one per notebook parameter"
         )
+    problems = _Problems()
     for key in given:
-        _check_key(path, spec, key)
-
+        problems.check(_check_key, path, spec, key)
     merged = {k: v for k, v in defaults.items() if k in spec.parameters}
-    merged.update(given)
-    return {
-        key: fit_value(path, key, value, spec.parameters[key])
+    merged.update((k, v) for k, v in given.items() if k in spec.parameters)
+    resolved = {
+        key: problems.check(fit_value, path, key, value, spec.parameters[key])
         for key, value in merged.items()
     }
+    if problems.messages:
+        raise AttemptError("\n".join(problems.messages))
+    return resolved
 
 
 def _check_key(path: Path, spec: NotebookSpec, key: Any) -> None:

@@ -122,7 +122,8 @@ def cmd_run(root: Path, args: argparse.Namespace) -> int:
         attempts = load_attempts(project)
         for attempt in attempts:
             if not attempt.valid and selected(attempt.id, args.only):
-                logger.error("invalid: %s", attempt.error)
+                for problem in attempt.error.splitlines():
+                    logger.error("invalid: %s", problem)
         plan = plan_runs(project, attempts, only=args.only, force=args.force)
         if plan.skipped:
             logger.info(

@@ -148,6 +148,39 @@ def test_unknown_top_level_key_suggests_the_right_one(make_project):
     )
 
 
+def test_every_problem_of_one_file_is_told_at_once(make_project):
+    text = """\
+    notebook: echo_text.ipynb
+    date: yesterday
+    timeout: -5
+    colour: blue
+    parameters:
+      text: no
+      learning-rate: 0.1
+      n_estimaters: 3
+      learning_rate: fast
+    """
+    root = make_project({"a": text, "b": "date: 2026-11-02\nnotes: [1]\n"})
+
+    attempts = _errors(root)
+
+    lines = attempts["a"].error.splitlines()
+    assert all(line.startswith("params/a.yaml: ") for line in lines)
+    expected = [
+        "unknown key 'colour'",
+        "'date' 'yesterday' is not a date",
+        "'timeout' must be a positive number of seconds, got -5",
+        "parameter 'learning-rate' is not a Python name",
+        "parameter 'n_estimaters' is not declared",
+        "parameter 'text' is False (bool)",
+        "parameter 'learning_rate' is 'fast' (str)",
+    ]
+    assert [next(e for e in expected if e in line) for line in lines] == expected
+    lines = attempts["b"].error.splitlines()
+    assert ["'notebook' is missing" in line for line in lines] == [True, False]
+    assert "'notes' must be text, got a list" in lines[1]
+
+
 def test_output_dir_belongs_to_the_engine(make_project):
     root = make_project(
         {"a": "notebook: scores.ipynb\nparameters: {output_dir: /tmp}\n"}
