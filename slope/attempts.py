@@ -20,7 +20,7 @@ from typing import Any
 from slope.exceptions import AttemptError
 from slope.inspection import UNKNOWN, NotebookSpec, inspect_notebook
 from slope.project import PROJECT_FILE, Project
-from slope.yamlio import load_yaml_mapping
+from slope.yamlio import load_yaml_mapping, yaml11_booleans
 
 logger = logging.getLogger(__name__)
 
@@ -262,7 +262,34 @@ def resolve_parameters(
     }
     if problems.messages:
         raise AttemptError("\n".join(problems.messages))
+    _warn_of_yaml11_booleans(path, spec, given, resolved)
     return resolved
+
+
+def _warn_of_yaml11_booleans(
+    path: Path, spec: NotebookSpec, given: dict[str, Any], resolved: dict[str, Any]
+) -> None:
+    """Say where an unquoted yes/no/on/off became a boolean no default checks."""
+    unchecked = [
+        key
+        for key in given
+        if isinstance(resolved.get(key), bool)
+        and spec.parameters.get(key, None) in (None, UNKNOWN)
+    ]
+    words = yaml11_booleans(path, "parameters") if unchecked else {}
+    for key in unchecked:
+        if key in words:
+            logger.warning(
+                "%s: parameter %r is %s, which YAML reads as %s; the notebook's "
+                "default gives no type to check it against: write %s if you mean "
+                "it, null for None, or %r in quotes for the text",
+                _at(path),
+                key,
+                words[key],
+                resolved[key],
+                str(resolved[key]).lower(),
+                words[key],
+            )
 
 
 def _check_key(path: Path, spec: NotebookSpec, key: Any) -> None:

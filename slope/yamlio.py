@@ -74,6 +74,35 @@ def load_yaml_mapping(
     return data
 
 
+def yaml11_booleans(path: Path, section: str) -> dict[str, str]:
+    """The keys under ``section`` whose value is a YAML 1.1 word for a boolean.
+
+    PyYAML reads an unquoted ``yes``, ``no``, ``on`` or ``off`` as True or
+    False; returns each such key with the word as written.
+    """
+    try:
+        root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    found: dict[str, str] = {}
+    for key, value in _pairs(root):
+        if key.value == section:
+            for name, word in _pairs(value):
+                plain = isinstance(word, yaml.ScalarNode) and word.style is None
+                if plain and word.value.lower() in YAML11_BOOLEAN_WORDS:
+                    found[name.value] = word.value
+    return found
+
+
+YAML11_BOOLEAN_WORDS = ("yes", "no", "on", "off")
+
+
+def _pairs(node: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(node, yaml.MappingNode):
+        return []
+    return [(k, v) for k, v in node.value if isinstance(k, yaml.ScalarNode)]
+
+
 def _bad_date_message(text: str, err: ValueError) -> str:
     """Find the scalar that looks like a date but is not one, for the message."""
     resolver = yaml.resolver.Resolver()

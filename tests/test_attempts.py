@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 
+import nbformat
 import pytest
 from conftest import CASE_PARAMS
 
@@ -179,6 +180,34 @@ def test_every_problem_of_one_file_is_told_at_once(make_project):
     lines = attempts["b"].error.splitlines()
     assert ["'notebook' is missing" in line for line in lines] == [True, False]
     assert "'notes' must be text, got a list" in lines[1]
+
+
+def test_yes_no_on_off_for_a_none_default_is_kept_with_a_warning(make_project, caplog):
+    attempts = {
+        "words": "notebook: nullable.ipynb\nparameters: {impute: no, shuffle: On}\n",
+        "plain": "notebook: nullable.ipynb\nparameters: {impute: false}\n",
+        "quoted": "notebook: nullable.ipynb\nparameters: {impute: 'no'}\n",
+    }
+    root = make_project(attempts, notebooks=[])
+    notebook = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("impute = None\nshuffle = None")
+    cell.metadata["tags"] = ["parameters"]
+    notebook.cells = [cell]
+    nbformat.write(notebook, root / "notebooks" / "nullable.ipynb")
+
+    loaded = _errors(root)
+
+    assert loaded["words"].parameters == {"impute": False, "shuffle": True}
+    assert loaded["quoted"].parameters == {"impute": "no"}
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "params/words.yaml: parameter 'impute' is no, which YAML reads as False; "
+        "the notebook's default gives no type to check it against: write false if "
+        "you mean it, null for None, or 'no' in quotes for the text",
+        "params/words.yaml: parameter 'shuffle' is On, which YAML reads as True; "
+        "the notebook's default gives no type to check it against: write true if "
+        "you mean it, null for None, or 'On' in quotes for the text",
+    ]
 
 
 def test_output_dir_belongs_to_the_engine(make_project):
