@@ -143,40 +143,49 @@ def _run_papermill(
             f"the notebook names the kernel {job['kernel']!r}, which is not installed; "
             "`jupyter kernelspec list` shows those that are"
         )
-        return "failed", _error("NoSuchKernel", message, None, [str(err)])
+        return "failed", _error("NoSuchKernel", message, NO_CELL, [str(err)])
     except ForkServerError as err:
-        return "kernel_start_failed", _error("KernelStart", str(err), None, [])
+        return "kernel_start_failed", _error("KernelStart", str(err), NO_CELL, [])
     except RuntimeError as err:
         if "Kernel didn't respond" in str(err) or "Kernel died before" in str(err):
-            return "kernel_start_failed", _error("KernelStart", str(err), None, [])
+            return "kernel_start_failed", _error("KernelStart", str(err), NO_CELL, [])
         raise
     return "ok", None
 
 
 def _error(
-    ename: str, evalue: str, cell: int | None, traceback: list[str]
+    ename: str,
+    evalue: str,
+    cell: tuple[int | None, int | None],
+    traceback: list[str],
 ) -> dict[str, Any]:
+    """The error as run.json keeps it; ``cell`` is (index, execution count)."""
     lines = [ANSI.sub("", line) for line in traceback]
     return {
         "ename": ename,
         "evalue": evalue,
-        "cell": cell,
+        "cell": cell[0],
+        "execution_count": cell[1],
         "traceback": "\n".join(lines)[-4000:],
     }
 
 
-def _last_cell(staging: Path) -> int | None:
-    """The index, in the saved notebook, of the last cell papermill started."""
+NO_CELL = (None, None)
+
+
+def _last_cell(staging: Path) -> tuple[int | None, int | None]:
+    """The last cell papermill started: its index in the saved notebook and its
+    execution count, the ``In [n]`` that JupyterLab and the run page show."""
     try:
         nb = json.loads((staging / NOTEBOOK_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return None
+        return NO_CELL
     started = [
-        index
+        (index, cell.get("execution_count"))
         for index, cell in enumerate(nb.get("cells", []))
         if cell.get("metadata", {}).get("papermill", {}).get("start_time")
     ]
-    return started[-1] if started else None
+    return started[-1] if started else NO_CELL
 
 
 def _read_scores(path: Path) -> dict[str, float]:

@@ -81,10 +81,19 @@ def first_success(history: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def describe_error(error: dict[str, Any] | None) -> str:
-    """One line for the table and the log: the error's name, value and cell."""
+    """One line for the table and the log: the error's name, value and cell.
+
+    The cell is named by its prompt, ``In [n]``, as the run page and
+    JupyterLab show it; older records name its index in the notebook.
+    """
     if not error:
         return ""
-    cell = f" (cell {error['cell']})" if error.get("cell") is not None else ""
+    if error.get("execution_count") is not None:
+        cell = f" (In [{error['execution_count']}])"
+    elif error.get("cell") is not None:
+        cell = f" (cell {error['cell']})"
+    else:
+        cell = ""
     return f"{error.get('ename', 'Error')}: {error.get('evalue', '')}{cell}"
 
 

@@ -49,7 +49,9 @@ def test_piped_output_says_one_line_per_attempt(make_project):
     assert done.returncode == 1
     assert "a: ok in " in done.stderr and ", accuracy 0.5" in done.stderr
     assert "b: failed in " in done.stderr
-    assert "ValueError: the data has only 10 rows (cell " in done.stderr
+    # Named by its prompt, as the run page and JupyterLab show it (no
+    # parameters, so no injected cell before it).
+    assert "ValueError: the data has only 10 rows (In [3])" in done.stderr
     assert "\r" not in done.stderr  # no progress bar when piped
     assert done.stdout.splitlines()[-1] == "2 attempts: 1 ok, 1 failed"
 

@@ -87,6 +87,7 @@ def test_a_failure_names_the_error_and_the_cell(mixed):
         "the data has only 10 rows",
         4,  # after papermill's banners
     )
+    assert raised["execution_count"] == 3  # In [3], as the run page says
     assert (
         notebook_cell(root, "raises", 4)["metadata"]["papermill"]["status"] == "failed"
     )
