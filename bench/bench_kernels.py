@@ -5,9 +5,10 @@ prints, from that one run (issue 7):
 
 - seconds per attempt for plain papermill, slope's cold path and its fast
   path (forked kernels), serial and with 2 workers;
-- the notebooks' own code per attempt (the cells run in a process that has
-  imported everything already, figures rendered to PNG), and the fast path's
-  cost beyond it (target: under 0.3 s);
+- the notebooks' own code per attempt: the cells run in a process that has
+  imported everything already, each cell's value formatted for display and
+  its figures rendered to PNG as the inline backend does; and the fast
+  path's cost beyond it (target: under 0.3 s);
 - the whole example's speed-up over plain papermill run serially
   (target: at least 5 times);
 - whether the cold and fast runs recorded the same scores and models.
@@ -108,7 +109,11 @@ def own_code_seconds(root: Path, jobs: list) -> dict[str, float]:
 
 
 def _own_code_seconds(root: Path, jobs: list) -> dict[str, float]:
+    import ast
+
     import matplotlib.pyplot as plt
+    from IPython.core.formatters import DisplayFormatter
+    from IPython.core.pylabtools import print_figure
     from papermill.iorw import load_notebook_node
     from papermill.parameterize import parameterize_notebook
 
@@ -117,8 +122,9 @@ def _own_code_seconds(root: Path, jobs: list) -> dict[str, float]:
         nb = parameterize_notebook(load_notebook_node(notebook), parameters)
         cells = [c.source for c in nb.cells if c.cell_type == "code"]
         sources[attempt] = [
-            compile(s, f"{attempt}[{i}]", "exec") for i, s in enumerate(cells)
+            _compile_cell(ast.parse(s), attempt, i) for i, s in enumerate(cells)
         ]
+    formatter = DisplayFormatter()
 
     seconds: dict[str, float] = {}
 
@@ -129,16 +135,30 @@ def _own_code_seconds(root: Path, jobs: list) -> dict[str, float]:
             started = time.perf_counter()
             with contextlib.chdir(folder), contextlib.redirect_stdout(io.StringIO()):
                 namespace: dict = {"__name__": "__main__"}
-                for code in cells:
-                    exec(code, namespace)
-                for number in plt.get_fignums():
-                    plt.figure(number).savefig(io.BytesIO(), format="png")
-                plt.close("all")
+                for body, last in cells:
+                    exec(body, namespace)
+                    shown = eval(last, namespace) if last is not None else None
+                    if shown is not None:
+                        formatter.format(shown)  # as the kernel shows Out[n]
+                    for number in plt.get_fignums():
+                        print_figure(plt.figure(number), "png", bbox_inches="tight")
+                    plt.close("all")
             seconds[attempt] = time.perf_counter() - started
 
     run_all()  # imports and first-use caches, as a forked kernel has them
     run_all()
     return seconds
+
+
+def _compile_cell(tree, attempt: str, index: int):
+    """A cell's code, and its last expression apart: the kernel displays its value."""
+    import ast
+
+    name = f"{attempt}[{index}]"
+    last = None
+    if tree.body and isinstance(tree.body[-1], ast.Expr):
+        last = compile(ast.Expression(tree.body.pop().value), name, "eval")
+    return compile(tree, name, "exec"), last
 
 
 def steady_overhead(root: Path, own: dict[str, float]) -> float:

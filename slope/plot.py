@@ -51,6 +51,7 @@ LABEL_CHARS = 40
 CAPTION_ITEMS = 6
 CAPTION_WIDTH = 170
 POINT_ID = "slope-point-{}"
+CROSS_Y, CROSS_STEP, CROSS_LEVELS = 0.03, 0.06, 5  # unscored attempts, axes units
 SCORED = "ok"
 
 COLORS = {
@@ -319,7 +320,22 @@ def _plot_frame(
     data["score"] = data["score"].where(data["ok"])
     data["record"] = frontier(data["score"], greater_is_better)
     data["best"] = best_so_far(data["score"], greater_is_better)
+    unscored = ~data["ok"] & (data["status"] != "pending")
+    data["cross_y"] = _cross_heights(data["when"], unscored)
     return data
+
+
+def _cross_heights(when: pd.Series, unscored: pd.Series) -> np.ndarray:
+    """Heights, in axes units, of the crosses: stacked where dates nearly meet."""
+    heights = np.full(len(when), CROSS_Y)
+    span = float(np.nanmax(when) - np.nanmin(when)) if when.notna().any() else 0.0
+    near = max(span / 60, 1e-9)  # closer than this, two crosses would touch
+    placed: list[float] = []
+    for index in np.flatnonzero(unscored.to_numpy()):
+        level = sum(abs(when.iloc[index] - other) < near for other in placed)
+        heights[index] = CROSS_Y + CROSS_STEP * min(level, CROSS_LEVELS - 1)
+        placed.append(when.iloc[index])
+    return heights
 
 
 def _draw_baseline(ax, data: pd.DataFrame, metric: str, baseline: str | None) -> None:
@@ -449,7 +465,7 @@ def _draw_unscored(ax, failed: pd.DataFrame) -> None:
         return
     ax.scatter(
         failed["when"],
-        np.full(len(failed), 0.03),
+        failed["cross_y"],
         marker="x",
         s=50,
         linewidths=2,
@@ -462,7 +478,7 @@ def _draw_unscored(ax, failed: pd.DataFrame) -> None:
     for point in failed.itertuples():
         ax.annotate(
             f"#{point.row + 1}",
-            (point.when, 0.03),
+            (point.when, point.cross_y),
             xycoords=ax.get_xaxis_transform(),
             xytext=(0, 7),
             textcoords="offset points",
@@ -487,7 +503,7 @@ def _draw_hover_targets(ax, data: pd.DataFrame) -> None:
         if point.ok:
             xy, transform = (point.when, point.score), ax.transData
         else:
-            xy, transform = (point.when, 0.03), bottom
+            xy, transform = (point.when, point.cross_y), bottom
         ax.plot(
             [xy[0]],
             [xy[1]],

@@ -242,3 +242,18 @@ def test_tooltips_say_who_and_what_changed():
         in (tips["slope-point-1"])
     )
     assert " by " not in tips["slope-point-1"]
+
+
+def test_unscored_attempts_on_one_day_stack_their_crosses():
+    progress = make_progress(6, failed_every=100)
+    progress.loc[[1, 2, 3], "status"] = ["failed", "invalid", "timeout"]
+    progress.loc[[1, 2, 3], "accuracy"] = NAN
+    progress.loc[[2, 3], "date"] = progress.loc[1, "date"] + pd.Timedelta(minutes=5)
+
+    fig = plot_learning_rate(progress, "accuracy")
+
+    crosses = [c for c in fig.axes[0].collections if c.get_label().startswith("not")]
+    (heights,) = [c.get_offsets()[:, 1] for c in crosses]
+    assert len(set(np.round(heights, 3))) == 3  # one above the other
+    labels = [t for t in fig.axes[0].texts if t.get_text() in ("#2", "#3", "#4")]
+    assert len({round(t.xy[1], 3) for t in labels}) == 3
