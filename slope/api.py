@@ -71,11 +71,26 @@ class ErrorBody(BaseModel):
     detail: list[Problem]
 
 
+class Outside(BaseModel):
+    loc: list[str | int]
+    value: float
+    min: float
+    max: float
+    msg: str
+
+
 class Predictions(BaseModel):
     attempt: str
     predictions: list[str | int | float | bool]
     probabilities: list[dict[str, float]] | None = Field(
         None, description="For classifiers: each record's probability per class."
+    )
+    outside_training: list[Outside] | None = Field(
+        None,
+        description=(
+            "Numbers outside the range seen in training, where the model "
+            f"extrapolates (at most {MAX_ERRORS}); absent when there are none."
+        ),
     )
 
 
@@ -161,11 +176,14 @@ def _add_routes(app: FastAPI, predictor: Predictor, card: dict[str, Any]) -> Non
     )
     async def predict(request: Request) -> JSONResponse:
         """Predict one record (a JSON object) or a list of records."""
-        records = predictor.parse(await request.body())
+        body = await request.body()
+        records = predictor.parse(body)
+        batch = body.lstrip()[:1] == b"["
         if len(records) <= INLINE_RECORDS:
-            return JSONResponse(predictor.predict(records))
+            return JSONResponse(predictor.predict(records, batch))
         # A large batch runs in a thread so that /health keeps answering.
-        return JSONResponse(await run_in_threadpool(predictor.predict, records))
+        answer = await run_in_threadpool(predictor.predict, records, batch)
+        return JSONResponse(answer)
 
 
 class Predictor:
@@ -178,6 +196,11 @@ class Predictor:
         self.example = served.schema.get("example")
         self.max_records = max_records
         self.keys = [f"f{i}" for i in range(len(self.features))]
+        self.ranges = [
+            (f["name"], f["min"], f["max"])
+            for f in self.features
+            if f["type"] in ("number", "integer") and f.get("min") is not None
+        ]
         self.record_model = build_record_model(self.features, self.example)
         self.one = TypeAdapter(self.record_model)
         self.many = TypeAdapter(
@@ -198,22 +221,54 @@ class Predictor:
         except ValidationError as err:
             raise RequestRejected(422, self.explain_all(err)) from None
 
-    def predict(self, records: list[BaseModel]) -> dict[str, Any]:
+    def predict(self, records: list[BaseModel], batch: bool = True) -> dict[str, Any]:
         """Return the predictions (and class probabilities) for valid records.
 
         A classifier with ``predict_proba`` is called once: its predicted class
         is the one with the highest probability, so the predictions and the
         probabilities never disagree. Other models give ``predict`` alone.
+        Numbers outside their range in training are predicted, and named in
+        ``outside_training`` (located as in a list when ``batch``).
         """
         X = self.to_frame(records)
         try:
             with np.errstate(all="ignore"):
                 if self.classes is not None:
-                    return self._classify(X)
-                return self._predict_only(X)
+                    answer = self._classify(X)
+                else:
+                    answer = self._predict_only(X)
         except (ValueError, TypeError) as err:
             logger.warning("the model failed on a valid request: %s", err)
             raise RequestRejected(422, [_problem("model_error", str(err))]) from err
+        outside = self.outside_training(X, batch)
+        if outside:
+            answer["outside_training"] = outside
+        return answer
+
+    def outside_training(self, X: pd.DataFrame, batch: bool) -> list[dict[str, Any]]:
+        """Name the first MAX_ERRORS numbers outside their range in training."""
+        found = []
+        for name, low, high in self.ranges:
+            values = X[name].to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                rows = np.flatnonzero((values < low) | (values > high))
+            for row in rows[:MAX_ERRORS].tolist():
+                value = _plain_number(values[row])
+                found.append(
+                    {
+                        "loc": ["body", row, name] if batch else ["body", name],
+                        "value": value,
+                        "min": low,
+                        "max": high,
+                        "msg": (
+                            f"{name} = {value} is outside {_plain_number(low)} "
+                            f"to {_plain_number(high)}, its range in training: "
+                            "the model extrapolates"
+                        ),
+                    }
+                )
+        found.sort(key=lambda item: item["loc"][1] if batch else 0)
+        return found[:MAX_ERRORS]
 
     def to_frame(self, records: list[BaseModel]) -> pd.DataFrame:
         """Return the records as a frame with the training columns, in order."""
@@ -520,6 +575,12 @@ def _column(values: list[Any], kind: str) -> Any:
     if kind == "boolean" and not has_null:
         return np.array(values, dtype=bool)
     return values
+
+
+def _plain_number(value: float) -> int | float:
+    """2700.0 as 2700, for messages; other numbers as they are."""
+    value = float(value)
+    return int(value) if value.is_integer() and abs(value) < 2**53 else value
 
 
 def _check_finite(values: np.ndarray) -> None:

@@ -68,16 +68,46 @@ def describe_model(model: Any, X: Any) -> dict[str, Any]:
             f"got {type(X).__name__}; pass the feature frame the model was fitted on"
         )
     classes = getattr(model, "classes_", None)
+    features = [_describe_feature(name, X[name]) for name in X.columns]
+    complete = X.dropna()
+    if len(complete):
+        _mark_imputed_numbers(model, complete.iloc[[0]], features)
     return {
         "task": "classification" if classes is not None else "regression",
         "estimator": type(model).__name__,
         "classes": [_plain(c) for c in classes] if classes is not None else None,
-        "features": [_describe_feature(name, X[name]) for name in X.columns],
-        "example": {str(k): _plain(v) for k, v in X.dropna().iloc[0].items()}
-        if len(X.dropna())
+        "features": features,
+        "example": {str(k): _plain(v) for k, v in complete.iloc[0].items()}
+        if len(complete)
         else None,
         "versions": library_versions(),
     }
+
+
+def _mark_imputed_numbers(model: Any, row: Any, features: list[dict]) -> None:
+    """Mark nullable the numbers the model takes missing, though training had none.
+
+    A model that imputes, or a tree that routes missing values, predicts a row
+    with a NaN in such a feature; one that cannot raises. Each feature is
+    tried alone on a complete row of the training frame.
+    """
+    import warnings
+
+    import numpy as np
+
+    for position, feature in enumerate(features):
+        if feature["nullable"] or feature["type"] not in ("number", "integer"):
+            continue
+        probe = row.astype({row.columns[position]: float})
+        probe.iloc[0, position] = np.nan
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                answer = np.asarray(model.predict(probe))
+        except Exception:  # noqa: BLE001 - any refusal means "not nullable"
+            continue
+        if answer.dtype.kind not in "fc" or np.isfinite(answer).all():
+            feature["nullable"] = True
 
 
 def load_model(folder: str | Path, expected_sha256: str | None = None) -> Any:

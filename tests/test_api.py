@@ -327,42 +327,44 @@ BAD_RECORDS = {
     "nan": (
         with_value("bill_length_mm", "NaN"),
         ["body", "bill_length_mm"],
-        "field 'bill_length_mm': expected a finite number, got NaN",
+        "field 'bill_length_mm': expected a finite number, or null, got NaN",
     ),
     "infinity": (
         with_value("body_mass_g", "Infinity"),
         ["body", "body_mass_g"],
-        "field 'body_mass_g': expected a finite number, got Infinity",
+        "field 'body_mass_g': expected a finite number, or null, got Infinity",
     ),
     "minus-infinity": (
         with_value("body_mass_g", "-Infinity"),
         ["body", "body_mass_g"],
-        "field 'body_mass_g': expected a finite number, got -Infinity",
+        "field 'body_mass_g': expected a finite number, or null, got -Infinity",
     ),
     "number-as-string": (
         with_value("bill_length_mm", '"3.2"'),
         ["body", "bill_length_mm"],
-        "field 'bill_length_mm': expected a finite number, got '3.2' (a string)",
+        "field 'bill_length_mm': expected a finite number, or null, "
+        "got '3.2' (a string)",
     ),
     "number-as-boolean": (
         with_value("bill_length_mm", "true"),
         ["body", "bill_length_mm"],
-        "field 'bill_length_mm': expected a finite number, got true (a boolean)",
+        "field 'bill_length_mm': expected a finite number, or null, "
+        "got true (a boolean)",
     ),
     "integer-as-string": (
         with_value("year", '"2007"'),
         ["body", "year"],
-        "field 'year': expected an integer, got '2007' (a string)",
+        "field 'year': expected an integer, or null, got '2007' (a string)",
     ),
     "integer-with-fraction": (
         with_value("year", "2007.5"),
         ["body", "year"],
-        "field 'year': expected an integer, got 2007.5",
+        "field 'year': expected an integer, or null, got 2007.5",
     ),
     "number-too-large": (
         with_value("body_mass_g", "1e400"),
         ["body", "body_mass_g"],
-        "field 'body_mass_g': expected a finite number, got Infinity",
+        "field 'body_mass_g': expected a finite number, or null, got Infinity",
     ),
     "unseen-category": (
         with_value("island", '"Atlantis"'),
@@ -442,7 +444,7 @@ def test_missing_field_is_named(client):
             {
                 "loc": ["body", "year"],
                 "type": "missing",
-                "msg": "field 'year' is missing; expected an integer",
+                "msg": "field 'year' is missing; expected an integer, or null",
             }
         ]
     }
@@ -573,6 +575,51 @@ def test_nullable_feature_accepts_null(tmp_path):
     assert response.json()["predictions"] == ["Adelie"]
     bill = spec["components"]["schemas"]["Record"]["properties"]["bill_length_mm"]
     assert bill["anyOf"] == [{"type": "number"}, {"type": "null"}]
+
+
+def test_model_that_imputes_takes_null_though_training_had_none(tmp_path):
+    frame = pd.read_csv(PENGUINS).dropna()
+    X, y = frame[NUMBERS], frame["sex"]
+    imputing = make_pipeline(SimpleImputer(), LogisticRegression(max_iter=1000))
+    root = write_project(tmp_path)
+    write_run(root, "001-strict", score=0.8, model=LogisticRegression().fit(X, y), X=X)
+    write_run(root, "002-imputing", score=0.9, model=imputing.fit(X, y), X=X)
+    record = {k: PENGUIN[k] for k in NUMBERS} | {"body_mass_g": None}
+
+    with TestClient(create_app(root, "002-imputing")) as test_client:
+        imputed = test_client.post("/predict", json=record)
+    with TestClient(create_app(root, "001-strict")) as test_client:
+        refused = test_client.post("/predict", json=record)
+
+    assert imputed.status_code == 200
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "body_mass_g"]
+
+
+def test_number_outside_training_is_predicted_and_named(client, penguins):
+    X, _ = penguins
+    low, high = float(X["body_mass_g"].min()), float(X["body_mass_g"].max())
+    giant = {**PENGUIN, "body_mass_g": 60000.0}
+
+    usual = client.post("/predict", json=PENGUIN).json()
+    one = client.post("/predict", json=giant).json()
+    batch = client.post("/predict", json=[PENGUIN, giant]).json()
+
+    assert "outside_training" not in usual
+    assert one["predictions"] == ["male"]
+    assert one["outside_training"] == [
+        {
+            "loc": ["body", "body_mass_g"],
+            "value": 60000,
+            "min": low,
+            "max": high,
+            "msg": f"body_mass_g = 60000 is outside {low:g} to {high:g}, its range "
+            "in training: the model extrapolates",
+        }
+    ]
+    assert [item["loc"] for item in batch["outside_training"]] == [
+        ["body", 1, "body_mass_g"]
+    ]
 
 
 def free_port() -> int:
