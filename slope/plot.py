@@ -11,6 +11,11 @@ Choices, so that the numbers in the report can be checked by hand:
   tuned by choosing what to drop. Fewer than two points, or all of them at
   the same instant, give NaN. The sign is the metric's: for a
   lower-is-better metric, a negative rate is progress.
+- The *recent rate* is the same slope over the last RECENT_DAYS days, up to
+  the latest scored attempt, so that a plateau after an early leap shows:
+  the whole history's fit keeps rising long after the scores stopped. It is
+  NaN where the history is no longer than that (the learning rate says it all)
+  or the window holds fewer than two times.
 - The *effort rate* is the number of attempts divided by the weeks between
   the first and the last; a span shorter than one week counts as one week, so
   an afternoon of five attempts reads "5 per week", not thousands.
@@ -53,6 +58,7 @@ CAPTION_WIDTH = 170
 POINT_ID = "slope-point-{}"
 CROSS_Y, CROSS_STEP, CROSS_LEVELS = 0.03, 0.06, 5  # unscored attempts, axes units
 SCORED = "ok"
+RECENT_DAYS = 14
 
 COLORS = {
     "attempt": "#4c72b0",
@@ -106,15 +112,42 @@ def learning_rate(dates: Sequence, values: Iterable[float]) -> float:
     are left out. NaN when fewer than two points remain or when they all
     share one instant.
     """
+    return _slope(*_scored_weeks(dates, values))
+
+
+def recent_rate(
+    dates: Sequence, values: Iterable[float], days: float = RECENT_DAYS
+) -> float:
+    """Return the learning rate over the last ``days`` days of scored attempts.
+
+    The window ends at the latest attempt with a score. NaN when the scored
+    history spans no more than ``days``, or as :func:`learning_rate` gives.
+    """
+    weeks, y = _scored_weeks(dates, values)
+    window = days / 7
+    if len(y) < 2 or np.ptp(weeks) <= window:
+        return math.nan
+    recent = weeks >= weeks.max() - window
+    return _slope(weeks[recent], y[recent])
+
+
+def _scored_weeks(dates: Sequence, values: Iterable[float]) -> tuple[np.ndarray, ...]:
+    """Weeks since the first date, and values, where both are known."""
     weeks = _weeks(dates)
     y = np.array(list(_floats(values)), dtype=float)
     keep = np.isfinite(weeks) & np.isfinite(y)
-    weeks, y = weeks[keep], y[keep]
+    return weeks[keep], y[keep]
+
+
+def _slope(weeks: np.ndarray, y: np.ndarray) -> float:
+    """The least-squares slope of y over weeks; NaN under two distinct times."""
     if len(y) < 2 or np.ptp(weeks) == 0:
         return math.nan
-
     dx = weeks - weeks.mean()
-    return float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
+    # a flat history gives rounding noise (1e-32), which would print as a rate
+    noise = 1e-12 * max(float(np.abs(y).max()), 1.0) / float(np.ptp(weeks))
+    return 0.0 if abs(slope) < noise else slope
 
 
 def effort_rate(dates: Sequence) -> float:
@@ -169,6 +202,7 @@ def plot_learning_rate(
     data = _plot_frame(progress, metric, greater_is_better, timezone)
     ok = data[data["ok"]]
     rate = learning_rate(ok["date"], ok["score"])
+    recent = recent_rate(ok["date"], ok["score"])
 
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         fig = Figure(figsize=FIGSIZE, dpi=DPI)
@@ -180,7 +214,7 @@ def plot_learning_rate(
         _draw_unscored(ax, data[~data["ok"] & (data["status"] != "pending")])
         _draw_hover_targets(ax, data)
         _format_axes(ax, data, metric, greater_is_better, timezone)
-        _write_titles(ax, data, metric, greater_is_better, rate)
+        _write_titles(ax, data, metric, greater_is_better, rate, recent)
     return fig
 
 
@@ -559,7 +593,12 @@ def _time_limits(when: pd.Series) -> tuple[float, float]:
 
 
 def _write_titles(
-    ax, data: pd.DataFrame, metric: str, greater_is_better: bool, rate: float
+    ax,
+    data: pd.DataFrame,
+    metric: str,
+    greater_is_better: bool,
+    rate: float,
+    recent: float,
 ) -> None:
     if math.isfinite(rate):
         good = (rate > 0) == greater_is_better or rate == 0
@@ -569,8 +608,11 @@ def _write_titles(
         title = "Learning rate: needs two scored attempts at different times"
     ax.set_title(title, loc="left", fontsize=14, fontweight="bold")
     n_ok = int(data["ok"].sum())
+    counts = f"{n_ok} scored of {len(data)} attempts"
+    if math.isfinite(recent):
+        counts += f"\nlast {RECENT_DAYS} days: {recent:+.3g} per week"
     ax.set_title(
-        f"{n_ok} scored of {len(data)} attempts",
+        counts,
         loc="right",
         fontsize=9,
         color="#555555",

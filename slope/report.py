@@ -36,10 +36,12 @@ from slope.htmlpage import (
     safe_id,
 )
 from slope.plot import (
+    RECENT_DAYS,
     best_so_far,
     effort_rate,
     frontier,
     learning_rate,
+    recent_rate,
     scored_attempts,
 )
 from slope.runpages import render_run_pages
@@ -228,6 +230,7 @@ def headline_html(
     span = (dates.max() - dates.min()) / pd.Timedelta(days=1)
     span = 0.0 if pd.isna(span) else span
     rate = learning_rate(ok["date"], ok[metric]) if len(ok) else math.nan
+    recent = recent_rate(ok["date"], ok[metric]) if len(ok) else math.nan
 
     cards = [
         _card("attempts", f"{len(progress)}", _status_counts(progress)),
@@ -235,7 +238,7 @@ def headline_html(
         _card("days spanned", f"{span:.1f}" if span < 10 else f"{span:.0f}", ""),
         _card("effort rate", f"{effort_rate(dates):.1f}", "attempts per week"),
         _best_card(ok, metric, greater_is_better, baseline),
-        _rate_card(rate, metric, greater_is_better),
+        _rate_card(rate, recent, metric, greater_is_better),
     ]
     return f"<div class='headline'>{''.join(cards)}</div>"
 
@@ -323,12 +326,15 @@ def _best_card(
     return _card(f"best {metric}", f"{best:.4g}", detail)
 
 
-def _rate_card(rate: float, metric: str, greater_is_better: bool) -> str:
+def _rate_card(rate: float, recent: float, metric: str, greater_is_better: bool) -> str:
     if not math.isfinite(rate):
         return _card("learning rate", "–", "needs two scored attempts")
     good = rate == 0 or (rate > 0) == greater_is_better
     verdict = "improving" if good else "getting worse"
-    return _card("learning rate", f"{rate:+.3g}", f"{metric} per week, {verdict}")
+    detail = f"{metric} per week, {verdict}"
+    if math.isfinite(recent):
+        detail += f"; last {RECENT_DAYS} days: {recent:+.3g}"
+    return _card("learning rate", f"{rate:+.3g}", detail)
 
 
 def _score_columns(progress: pd.DataFrame, metric: str) -> list[str]:

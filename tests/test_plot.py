@@ -15,6 +15,7 @@ from slope.plot import (
     learning_rate,
     plot_learning_rate,
     point_tooltips,
+    recent_rate,
     save_plot,
     scored_attempts,
     svg_text,
@@ -134,6 +135,24 @@ def test_learning_rate_undefined_is_nan(dates, values):
 
 
 # -- effort rate --------------------------------------------------------------
+
+
+def test_recent_rate_shows_a_plateau_the_whole_fit_hides():
+    dates = weeks_apart(0, 0.3, 1, 1.5, 2, 2.5, 3)
+    scores = [0.5, 0.9, 0.91, 0.9, 0.91, 0.9, 0.91]
+
+    assert learning_rate(dates, scores) > 0.05
+    assert recent_rate(dates, scores) == pytest.approx(0.0, abs=0.01)
+
+
+def test_recent_rate_fits_only_the_last_two_weeks():
+    dates = weeks_apart(0, 1, 2, 3)
+    assert recent_rate(dates, [0.0, 0.0, 0.1, 0.2]) == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize("span", [1, 2])
+def test_recent_rate_is_nan_when_the_history_is_that_short(span):
+    assert math.isnan(recent_rate(weeks_apart(0, span / 2, span), [0.1, 0.2, 0.3]))
 
 
 def test_effort_rate_counts_attempts_per_week():

@@ -16,7 +16,7 @@ import papermill as pm
 import pytest
 
 from slope.project import load_project
-from slope.report import render_report
+from slope.report import headline_html, render_report
 from slope.runpages import render_run_pages, sanitize
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -398,3 +398,13 @@ def test_an_unreadable_run_notebook_gets_a_note_and_the_build_goes_on(
     assert "runs/003-cut/notebook.ipynb cannot be read as a notebook" in text
     assert "run the attempt again with" in text and "--force" in text
     assert "003-cut/notebook.ipynb cannot be read" in caplog.text
+
+
+def test_headline_tells_the_recent_rate_after_a_plateau():
+    rows = [("001-baseline", "ok", 0.5)]
+    rows += [(f"{i:03}-same", "ok", 0.9) for i in range(2, 11)]
+    progress = make_progress(rows)  # two days apart: 18 days in all
+    parser = Elements()
+    parser.feed(headline_html(progress, "accuracy"))
+
+    assert "accuracy per week, improving; last 14 days: +0" in parser.text
