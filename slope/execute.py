@@ -88,7 +88,7 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         status = "failed"
     scores = _read_scores(staging / NOTEBOOK_FILE)
     if status == "ok" and job["metric"] not in scores:
-        status = "no_score"
+        status, error = "no_score", _no_score_error(job["metric"], scores)
     return {
         "status": status,
         "error": error,
@@ -171,6 +171,20 @@ def _error(
 
 
 NO_CELL = (None, None)
+
+
+def _no_score_error(metric: str, scores: dict[str, Any]) -> dict[str, Any]:
+    """Why a notebook that ran to its end has no score, and what to write."""
+    if scores:
+        recorded = "it recorded " + ", ".join(sorted(scores))
+    else:
+        recorded = "it recorded no scores"
+    message = (
+        f"the notebook ran to its end without recording {metric!r} ({recorded}); "
+        f"call slope.record_scores({metric}=...) in it, or set 'metric' in "
+        "params/project.yaml to one it records"
+    )
+    return _error("NoScore", message, NO_CELL, [])
 
 
 def _last_cell(staging: Path) -> tuple[int | None, int | None]:

@@ -96,6 +96,16 @@ def test_a_failure_names_the_error_and_the_cell(mixed):
     assert "no_such_extension_anywhere" in magic["evalue"]
 
 
+def test_a_run_without_its_score_says_what_to_call(mixed):
+    root, _ = mixed
+
+    error = run_record(root, "silent")["error"]
+
+    assert error["ename"] == "NoScore"
+    assert "without recording 'accuracy' (it recorded no scores)" in error["evalue"]
+    assert "slope.record_scores(accuracy=...)" in error["evalue"]
+
+
 def test_partial_notebooks_are_kept(mixed):
     root, _ = mixed
 
