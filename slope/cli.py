@@ -186,7 +186,9 @@ def cmd_new(root: Path, args: argparse.Namespace) -> int:
     from slope.project import load_project
 
     project = load_project(root)
-    args.source = args.source.removesuffix(".yaml")
+    # "params/004-x.yaml", "004-x.yaml" and "004-x" all name attempt 004-x
+    args.source = Path(args.source).name.removesuffix(".yaml")
+    args.name = Path(args.name).name.removesuffix(".yaml")
     source = project.params_dir / f"{args.source}.yaml"
     target = project.params_dir / f"{args.name}.yaml"
     if not source.is_file() or args.source == "project":
@@ -206,8 +208,13 @@ def cmd_new(root: Path, args: argparse.Namespace) -> int:
     text = source.read_text(encoding="utf-8")
     line = f"date: {now.isoformat()}"
     text, count = re.subn(r"(?m)^date:.*$", line, text, count=1)
-    target.write_text(text if count else f"{line}\n{text}", encoding="utf-8")
-    print(f"wrote params/{target.name}, dated {now.isoformat()}; edit its parameters")
+    text = text if count else f"{line}\n{text}"
+    origin = f"# copied from {args.source}: say in notes what this attempt tries\n"
+    target.write_text(origin + text, encoding="utf-8")
+    print(
+        f"wrote params/{target.name}, dated {now.isoformat()}, a copy of "
+        f"{args.source}: edit its notes and parameters"
+    )
     return 0
 
 

@@ -86,10 +86,28 @@ def test_new_copies_an_attempt_dated_now(make_project, capsys):
     text = (root / "params" / "002-better.yaml").read_text()
     copied = yaml.safe_load(text)
     assert code == 0
-    assert text.startswith("# keep me\n")
+    assert text.startswith("# copied from 001-base: say in notes what this attempt")
+    assert "\n# keep me\n" in text
     assert copied["parameters"] == {"value": 0.1}
     assert copied["date"].date() == dt.datetime.now(dt.timezone.utc).date()
     assert "wrote params/002-better.yaml" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("source", "name"),
+    [("params/001-base.yaml", "002-x"), ("001-base", "002-x.yaml")],
+    ids=["source-as-path", "name-with-suffix"],
+)
+def test_new_takes_paths_and_file_names(make_project, source, name):
+    root = make_project({"001-base": "notebook: scores.ipynb\n"})
+
+    code = main(["new", "--project", str(root), source, name])
+
+    assert code == 0
+    assert sorted(p.name for p in (root / "params").glob("00*.yaml")) == [
+        "001-base.yaml",
+        "002-x.yaml",
+    ]
 
 
 @pytest.mark.parametrize(
