@@ -106,13 +106,14 @@ def _pairs(node: Any) -> list[tuple[Any, Any]]:
 def _bad_date_message(text: str, err: ValueError) -> str:
     """Find the scalar that looks like a date but is not one, for the message."""
     resolver = yaml.resolver.Resolver()
-    nodes = [yaml.compose(text, Loader=yaml.SafeLoader)]
+    nodes = [(yaml.compose(text, Loader=yaml.SafeLoader), None)]  # (node, its key)
     while nodes:
-        node = nodes.pop()
+        node, key = nodes.pop()
         if isinstance(node, yaml.MappingNode):
-            nodes.extend(n for pair in node.value for n in pair)
+            for name, value in node.value:
+                nodes += [(name, None), (value, getattr(name, "value", None))]
         elif isinstance(node, yaml.SequenceNode):
-            nodes.extend(node.value)
+            nodes.extend((item, None) for item in node.value)
         elif (
             node is not None
             and node.tag
@@ -123,9 +124,11 @@ def _bad_date_message(text: str, err: ValueError) -> str:
                 yaml.safe_load(node.value)
             except ValueError:
                 where = f"line {node.start_mark.line + 1}"
+                fix = "write a real date as YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+                if key != "date":
+                    fix += ", or quote the value to keep it as text"
                 return (
                     f"has {node.value!r} at {where}, which YAML reads as a date but "
-                    f"is not one ({err}); write a real date as YYYY-MM-DD, or quote "
-                    "the value to keep it as text"
+                    f"is not one ({err}); {fix}"
                 )
     return f"has a value YAML reads as a date but is not one ({err})"

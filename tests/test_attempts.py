@@ -34,7 +34,14 @@ def case_attempts(make_project):
             "bad_yaml",
             r"params/bad_yaml\.yaml is not valid YAML at line 4, column 1.*tabs",
         ),
-        ("bad_date", r"params/bad_date\.yaml has '2026-13-45' at line 2.*YYYY-MM-DD"),
+        (
+            "bad_date",
+            r"params/bad_date\.yaml has '2026-13-45' at line 2.*YYYY-MM-DD(?!.*quote)",
+        ),
+        (
+            "bad_date_parameter",
+            r"has '2026-02-30' at line 4.*YYYY-MM-DD.*quote the value to keep it",
+        ),
         ("empty", r"params/empty\.yaml is an empty attempt file"),
         ("parameters_is_a_list", r"'parameters' holds a list, but a mapping"),
         ("hyphen_key", r"'learning-rate' is not a Python name.*'learning_rate'"),
