@@ -23,6 +23,7 @@ import pandas as pd
 from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -142,7 +143,8 @@ def create_app(
     predictor = Predictor(served, max_records)
     card = describe_run(project, served, max_records, max_body_bytes)
 
-    app = FastAPI(
+    # /docs and /redoc from files installed with the package, not from a CDN
+    app = FastAPIOffline(
         title=f"slope: {served.attempt}",
         version=__version__,
         description=_describe_api(card),
@@ -618,14 +620,18 @@ def _describe_metric(project: Project, scores: dict[str, Any]) -> dict[str, Any]
 def _describe_api(card: dict[str, Any]) -> str:
     metric = card["metric"]
     limits = card["limits"]
+    value = metric["value"]
+    score = f"{value:.4g}" if isinstance(value, (int, float)) else "not recorded"
     return (
         f"Predictions from attempt **{card['attempt']}** ({card['date']}), "
-        f"{metric['name']} = {metric['value']}.\n\n"
+        f"{metric['name']} = {score}.\n\n"
         f"`POST /predict` takes one record or a list of at most "
         f"{limits['max_records']} records, in a body of at most "
         f"{limits['max_body_bytes']} bytes. Unknown fields, missing fields, "
         "strings or booleans for numbers, NaN and Infinity, and categories "
-        "unseen in training are answered with 422 naming the field."
+        "unseen in training are answered with 422 naming the field. Numbers "
+        "outside their range in training are predicted and listed in "
+        "`outside_training`. `GET /model` tells the features and their ranges."
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -575,6 +576,17 @@ def test_nullable_feature_accepts_null(tmp_path):
     assert response.json()["predictions"] == ["Adelie"]
     bill = spec["components"]["schemas"]["Record"]["properties"]["bill_length_mm"]
     assert bill["anyOf"] == [{"type": "number"}, {"type": "null"}]
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_load_nothing_from_the_network(client, page):
+    html = client.get(page).text
+    links = re.findall(r'(?:src|href)="([^"]+)"', html) + re.findall(
+        r"url: *'([^']+)'", html
+    )
+
+    assert links and not [link for link in links if "//" in link]
+    assert all(client.get(link).status_code == 200 for link in links)
 
 
 def test_model_that_imputes_takes_null_though_training_had_none(tmp_path):
