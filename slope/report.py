@@ -299,8 +299,12 @@ def _people_card(progress: pd.DataFrame) -> list[str]:
 
     if "author" not in progress:
         return []
-    counts = count_by_author(progress["author"].fillna("").astype(str))
+    authors = progress["author"].fillna("").astype(str)
+    counts = count_by_author(authors)
     detail = ", ".join(f"{name} {n}" for name, n in counts) or "no attempt committed"
+    uncommitted = int((authors == "").sum())
+    if counts and uncommitted:
+        detail += f"; not yet committed {uncommitted}"
     return [_card("people", f"{len(counts)}", f"attempts each: {detail}")]
 
 

@@ -408,3 +408,12 @@ def test_headline_tells_the_recent_rate_after_a_plateau():
     parser.feed(headline_html(progress, "accuracy"))
 
     assert "accuracy per week, improving; last 14 days: +0" in parser.text
+
+
+def test_people_card_counts_attempts_not_yet_committed():
+    progress = make_progress([("001-a", "ok", 0.5), ("002-b", "ok", 0.6)])
+    progress.loc[1, "author"] = ""
+    parser = Elements()
+    parser.feed(headline_html(progress, "accuracy"))
+
+    assert "attempts each: Ann <ann@example.com> 1; not yet committed 1" in parser.text
