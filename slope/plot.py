@@ -21,10 +21,15 @@ Choices, so that the numbers in the report can be checked by hand:
   an afternoon of five attempts reads "5 per week", not thousands.
 
 The figure is drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so
-no display and no global figure list) in a seaborn theme. Every attempt gets
-an invisible marker with the SVG id ``slope-point-<row>``; :func:`save_plot`
-puts each attempt's tooltip text in a ``<title>`` there, so the SVG shows it
-on hover without any script.
+no display and no global figure list) in a seaborn theme. Attempts that ran
+without a score are red crosses in a strip under the scores, never among
+them; attempts with no date (and pending ones) are not on the time axis, and
+the caption names those without a date. Labels are placed one by one, each
+where it covers the fewest labels, points and lines, measured with the
+figure's renderer. Every attempt on the time axis gets an invisible marker
+with the SVG id ``slope-point-<row>``; :func:`save_plot` puts each attempt's
+tooltip text in a ``<title>`` there, so the SVG shows it on hover without any
+script.
 
 matplotlib and seaborn are imported by the drawing functions only, so that the
 report's kernel, which needs the arithmetic, starts without them.
@@ -53,10 +58,16 @@ FIGSIZE = (12, 6.75)
 DPI = 150
 LABEL_ALL_UP_TO = 20
 LABEL_CHARS = 40
+LABEL_SIZE = 7  # points
+LABEL_GAP = 5  # points between a point (or its error bar) and its label
+LEADER_FROM = 2 * LABEL_GAP  # points: a label farther off gets a leader line
+LEADER = {"arrowstyle": "-", "color": "#aaaaaa", "linewidth": 0.6, "shrinkB": 4}
 CAPTION_ITEMS = 6
 CAPTION_WIDTH = 170
 POINT_ID = "slope-point-{}"
-CROSS_Y, CROSS_STEP, CROSS_LEVELS = 0.03, 0.06, 5  # unscored attempts, axes units
+CROSS_LEVELS = 4  # rows of crosses in the strip under the data
+CROSS_APART = 1 / 25  # of the time span: closer crosses go one row up
+STRIP_ROW = 0.2  # inches per row of crosses
 SCORED = "ok"
 RECENT_DAYS = 14
 
@@ -201,19 +212,24 @@ def plot_learning_rate(
 
     data = _plot_frame(progress, metric, greater_is_better, timezone)
     ok = data[data["ok"]]
+    placed = data[data["placed"]]
+    crossed = placed[~placed["ok"]]
     rate = learning_rate(ok["date"], ok["score"])
     recent = recent_rate(ok["date"], ok["score"])
 
     with sns.axes_style("whitegrid"), sns.plotting_context("notebook"):
         fig = Figure(figsize=FIGSIZE, dpi=DPI)
-        ax = fig.add_subplot()
+        ax, strip = _add_axes(fig, crossed)
         _draw_baseline(ax, data, metric, baseline)
-        _draw_frontier(ax, ok, data["when"].max())
+        _draw_frontier(ax, ok, placed["when"].max())
         _draw_points(ax, ok)
         _draw_trend(ax, ok, rate)
-        _draw_unscored(ax, data[~data["ok"] & (data["status"] != "pending")])
-        _draw_hover_targets(ax, data)
-        _format_axes(ax, data, metric, greater_is_better, timezone)
+        _format_axes(ax, strip, data, metric, greater_is_better, timezone)
+        _label_points(ax, ok)
+        _draw_legend(ax)
+        _draw_unscored(strip, crossed)
+        _draw_hover_targets(ax, strip, placed)
+        _write_caption(strip or ax, data)
         _write_titles(ax, data, metric, greater_is_better, rate, recent)
     return fig
 
@@ -354,22 +370,51 @@ def _plot_frame(
     data["score"] = data["score"].where(data["ok"])
     data["record"] = frontier(data["score"], greater_is_better)
     data["best"] = best_so_far(data["score"], greater_is_better)
-    unscored = ~data["ok"] & (data["status"] != "pending")
-    data["cross_y"] = _cross_heights(data["when"], unscored)
+    # an attempt without a date has no place in time; a pending one has not run
+    data["placed"] = np.isfinite(data["when"]) & (data["status"] != "pending")
+    data["cross_level"] = _cross_levels(
+        data["when"].where(data["placed"]), data["placed"] & ~data["ok"]
+    )
     return data
 
 
-def _cross_heights(when: pd.Series, unscored: pd.Series) -> np.ndarray:
-    """Heights, in axes units, of the crosses: stacked where dates nearly meet."""
-    heights = np.full(len(when), CROSS_Y)
-    span = float(np.nanmax(when) - np.nanmin(when)) if when.notna().any() else 0.0
-    near = max(span / 60, 1e-9)  # closer than this, two crosses would touch
-    placed: list[float] = []
-    for index in np.flatnonzero(unscored.to_numpy()):
-        level = sum(abs(when.iloc[index] - other) < near for other in placed)
-        heights[index] = CROSS_Y + CROSS_STEP * min(level, CROSS_LEVELS - 1)
-        placed.append(when.iloc[index])
-    return heights
+def _cross_levels(when: pd.Series, crossed: pd.Series) -> np.ndarray:
+    """Rows of the crosses in the strip: one up where dates nearly meet.
+
+    Crosses closer than ``CROSS_APART`` of the time axis's span would touch,
+    or their labels would, so each goes into the lowest row free of near ones.
+    """
+    levels = np.zeros(len(when), dtype=int)
+    span = float(when.max() - when.min()) if when.notna().any() else 0.0
+    near = max(span * CROSS_APART, 1e-9)
+    for index in np.flatnonzero(crossed.to_numpy(bool)):
+        taken = {
+            levels[other]
+            for other in np.flatnonzero(crossed.to_numpy(bool)[:index])
+            if abs(when.iloc[index] - when.iloc[other]) < near
+        }
+        free = [level for level in range(CROSS_LEVELS) if level not in taken]
+        levels[index] = free[0] if free else CROSS_LEVELS - 1
+    return levels
+
+
+def _add_axes(fig: Figure, crossed: pd.DataFrame):
+    """The data's axes and, when attempts went unscored, a strip under them.
+
+    The strip keeps the red crosses out of the scores' range, so that they
+    never read as scores nor cover a point, the baseline or its label.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)  # a renderer, to measure labels before saving
+    if crossed.empty:
+        return fig.add_subplot(), None
+    rows = int(crossed["cross_level"].max()) + 1
+    grid = fig.add_gridspec(
+        2, 1, height_ratios=[FIGSIZE[1] * 0.7, STRIP_ROW * rows + 0.1], hspace=0.04
+    )
+    ax = fig.add_subplot(grid[0])
+    return ax, fig.add_subplot(grid[1], sharex=ax)
 
 
 def _draw_baseline(ax, data: pd.DataFrame, metric: str, baseline: str | None) -> None:
@@ -445,36 +490,172 @@ def _draw_points(ax, ok: pd.DataFrame) -> None:
             zorder=4,
             label="new record" if kind == "record" else "attempt",
         )
-    _label_points(ax, ok)
 
 
 def _label_points(ax, ok: pd.DataFrame) -> None:
     """Name each point; past ``LABEL_ALL_UP_TO`` points, number them instead.
 
     Numbers are rows of the progress table (``#1`` is its first row); the
-    best attempt keeps its name either way.
+    best attempt keeps its name either way. A label takes the first of a few
+    places around its point that covers no other label, point, line or error
+    bar, else the place that covers least; a far place gets a leader line.
     """
+    if ok.empty:
+        return
     every = len(ok) <= LABEL_ALL_UP_TO
-    best = ok["score"].eq(ok["best"].iloc[-1]) & ok["record"] if len(ok) else ok
-    for i, point in enumerate(ok.itertuples()):
+    best = ok["score"].eq(ok["best"].iloc[-1]) & ok["record"]
+    renderer = ax.figure.canvas.get_renderer()
+    blocked = _obstacles(ax, renderer)
+    for point, is_best in zip(ok.itertuples(), best, strict=True):
         number = f"#{point.row + 1}"
         if every:
             text = _short(point.attempt)
         else:
-            text = f"{number} {_short(point.attempt)}" if best.iloc[i] else number
-        ax.annotate(
+            text = f"{number} {_short(point.attempt)}" if is_best else number
+        style = {
+            "textcoords": "offset points",
+            "fontsize": LABEL_SIZE if every else LABEL_SIZE - 0.5,
+            "color": "#333333",
+            "zorder": 5,
+        }
+        probe = ax.annotate(text, (point.when, point.score), (0, 0), **style)
+        bar = _bar_points(ax, point, renderer)
+        dx, dy, ha, va = _free_spot(probe, bar, blocked, renderer)
+        probe.remove()
+        far = abs(dy) > LEADER_FROM
+        label = ax.annotate(
             text,
             (point.when, point.score),
-            xytext=(4, 6) if i % 2 == 0 else (4, -7),
-            textcoords="offset points",
-            fontsize=7 if every else 6.5,
-            rotation=20 if every else 0,
-            rotation_mode="anchor",
-            ha="left",
-            va="bottom" if i % 2 == 0 else "top",
-            color="#333333",
-            zorder=5,
+            (dx, dy),
+            ha=ha,
+            va=va,
+            arrowprops=LEADER if far else None,
+            **style,
         )
+        _block(label, far, blocked, renderer)
+
+
+def _free_spot(probe, bar: float, blocked: dict[str, list], renderer) -> tuple:
+    """The first place for ``probe`` that covers nothing, else the least."""
+    inside = probe.axes.get_window_extent(renderer)
+    costs = []
+    for order, spot in enumerate(_label_spots(bar)):
+        dx, dy, ha, va = spot
+        probe.xyann = (dx, dy)
+        probe.set(ha=ha, va=va)
+        box = probe.get_window_extent(renderer).padded(2)
+        costs.append((_cover(box, inside, blocked), order, spot))
+        if costs[-1][0] == 0:
+            break
+    return min(costs)[2]
+
+
+def _block(label, far: bool, blocked: dict[str, list], renderer) -> None:
+    """Keep later labels off ``label``, and off its leader line."""
+    from matplotlib.path import Path as Line
+
+    box = label.get_window_extent(renderer)
+    blocked["texts"].append(box)
+    if far:
+        point = label.axes.transData.transform(label.xy)
+        blocked["lines"].append(Line([point, ((box.x0 + box.x1) / 2, box.y0)]))
+        blocked["lines"].append(Line([point, ((box.x0 + box.x1) / 2, box.y1)]))
+
+
+def _label_spots(bar: float) -> list[tuple[float, float, str, str]]:
+    """Places to try for a label, nearest first, as offsets in points.
+
+    ``bar`` is how far the error bar reaches above and below the point; the
+    places beside the point keep ``LABEL_GAP`` clear of it sideways, the
+    places above and below it clear its caps.
+    """
+    gap = LABEL_GAP
+    spots = [
+        (gap, gap, "left", "bottom"),
+        (gap, -gap, "left", "top"),
+        (gap + 1, 0, "left", "center"),
+        (-gap, gap, "right", "bottom"),
+        (-gap, -gap, "right", "top"),
+        (-gap - 1, 0, "right", "center"),
+        (0, bar + 2, "center", "bottom"),
+        (0, -bar - 2, "center", "top"),
+    ]
+    for reach in (2.5, 4, 6, 8):
+        up = max(reach * gap, bar + 2)
+        spots += [
+            (gap, up, "left", "bottom"),
+            (gap, -up, "left", "top"),
+            (-gap, up, "right", "bottom"),
+            (-gap, -up, "right", "top"),
+            (0, up + bar, "center", "bottom"),
+            (0, -up - bar, "center", "top"),
+        ]
+    return spots
+
+
+def _bar_points(ax, point, renderer) -> float:
+    """How far, in points, the point's error bar (or its marker) reaches."""
+    spread = point.std if np.isfinite(point.std) else 0.0
+    low, high = ax.transData.transform([(0, point.score), (0, point.score + spread)])
+    return max(abs(high[1] - low[1]) / renderer.points_to_pixels(1), 4.0)
+
+
+def _obstacles(ax, renderer) -> dict[str, list]:
+    """What a label should not cover, in pixels: texts, points and lines.
+
+    Lines are the drawn ones (baseline, frontier, trend) and the error bars;
+    markers without a line (caps, hover targets) are not obstacles.
+    """
+    from matplotlib.collections import LineCollection, PathCollection
+    from matplotlib.transforms import Bbox
+
+    blocked = {
+        "texts": [text.get_window_extent(renderer) for text in ax.texts],
+        "points": [],
+        "lines": [
+            line.get_transform().transform_path(line.get_path())
+            for line in ax.lines
+            if line.get_linestyle() not in ("None", "none", "", " ")
+        ],
+    }
+    for artist in ax.collections:
+        if isinstance(artist, LineCollection):
+            to_pixels = artist.get_transform()
+            blocked["lines"] += [
+                to_pixels.transform_path(p) for p in artist.get_paths()
+            ]
+        elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
+            size = float(np.max(artist.get_sizes()))
+            half = math.sqrt(size) * renderer.points_to_pixels(1) / 2
+            centres = artist.get_offset_transform().transform(artist.get_offsets())
+            blocked["points"] += [
+                Bbox.from_bounds(x - half, y - half, 2 * half, 2 * half)
+                for x, y in centres
+            ]
+    return blocked
+
+
+def _cover(box, inside, blocked: dict[str, list]) -> float:
+    """How badly a label's box sits: out of the axes, on texts, points, lines.
+
+    A label on a label is the worst, as neither can be read; one across a
+    line can still be.
+    """
+    out = not (
+        inside.x0 <= box.x0
+        and box.x1 <= inside.x1
+        and inside.y0 <= box.y0
+        and box.y1 <= inside.y1
+    )
+    return (
+        100 * out
+        + 30 * sum(box.overlaps(other) for other in blocked.get("texts", []))
+        + 10 * sum(box.overlaps(other) for other in blocked.get("points", []))
+        + 2
+        * sum(
+            line.intersects_bbox(box, filled=False) for line in blocked.get("lines", [])
+        )
+    )
 
 
 def _draw_trend(ax, ok: pd.DataFrame, rate: float) -> None:
@@ -494,73 +675,106 @@ def _draw_trend(ax, ok: pd.DataFrame, rate: float) -> None:
     )
 
 
-def _draw_unscored(ax, failed: pd.DataFrame) -> None:
-    if failed.empty:
+def _draw_unscored(strip, crossed: pd.DataFrame) -> None:
+    """Cross the unscored attempts in their strip, one row up where they meet."""
+    if strip is None:
         return
-    ax.scatter(
-        failed["when"],
-        failed["cross_y"],
+    strip.set_ylim(0, int(crossed["cross_level"].max()) + 1)
+    strip.set_yticks([])
+    strip.grid(axis="y", visible=False)
+    strip.set_facecolor("#fbf3f3")
+    strip.set_ylabel(
+        "not\nscored",
+        rotation=0,
+        ha="right",
+        va="center",
+        fontsize=8,
+        color=COLORS["unscored"],
+    )
+    strip.scatter(
+        crossed["when"],
+        crossed["cross_level"] + 0.5,
         marker="x",
-        s=50,
+        s=40,
         linewidths=2,
         color=COLORS["unscored"],
-        transform=ax.get_xaxis_transform(),
         zorder=5,
         label="not scored (failed, invalid, …)",
-        clip_on=False,
     )
-    for point in failed.itertuples():
-        ax.annotate(
+    _number_crosses(strip, crossed)
+
+
+def _number_crosses(strip, crossed: pd.DataFrame) -> None:
+    """Number each cross on its right, where that covers no number nor cross.
+
+    The caption names the unscored attempts, so a number with no room is
+    left out rather than stacked on another.
+    """
+    from matplotlib.transforms import Bbox
+
+    renderer = strip.figure.canvas.get_renderer()
+    inside = strip.get_window_extent(renderer)
+    half = 4 * renderer.points_to_pixels(1)
+    centres = strip.transData.transform(
+        np.column_stack([crossed["when"], crossed["cross_level"] + 0.5])
+    )
+    taken = [
+        Bbox.from_bounds(x - half, y - half, 2 * half, 2 * half) for x, y in centres
+    ]
+    for point in crossed.itertuples():
+        label = strip.annotate(
             f"#{point.row + 1}",
-            (point.when, point.cross_y),
-            xycoords=ax.get_xaxis_transform(),
-            xytext=(0, 7),
+            (point.when, point.cross_level + 0.5),
+            xytext=(6, 0),
             textcoords="offset points",
-            ha="center",
+            va="center",
             fontsize=6.5,
             color=COLORS["unscored"],
         )
-    ax.text(
-        0,
-        -0.11,
-        _caption(failed),
-        transform=ax.transAxes,
-        fontsize=7.5,
-        va="top",
-        color=COLORS["unscored"],
-    )
-
-
-def _draw_hover_targets(ax, data: pd.DataFrame) -> None:
-    bottom = ax.get_xaxis_transform()
-    for point in data.itertuples():
-        if point.ok:
-            xy, transform = (point.when, point.score), ax.transData
+        box = label.get_window_extent(renderer)
+        if _cover(box, inside, {"texts": taken}):
+            label.remove()
         else:
-            xy, transform = (point.when, point.cross_y), bottom
-        ax.plot(
-            [xy[0]],
-            [xy[1]],
+            taken.append(box)
+
+
+def _draw_hover_targets(ax, strip, placed: pd.DataFrame) -> None:
+    """An invisible marker per attempt on the time axis, for its tooltip."""
+    for point in placed.itertuples():
+        if point.ok:
+            axes, y = ax, point.score
+        else:
+            axes, y = strip, point.cross_level + 0.5
+        axes.plot(
+            [point.when],
+            [y],
             marker="o",
             markersize=11,
             alpha=0.0,
             linestyle="none",
-            transform=transform,
             gid=POINT_ID.format(point.row),
             zorder=6,
         )
 
 
 def _format_axes(
-    ax, data: pd.DataFrame, metric: str, greater_is_better: bool, timezone: str
+    ax,
+    strip,
+    data: pd.DataFrame,
+    metric: str,
+    greater_is_better: bool,
+    timezone: str,
 ) -> None:
     import matplotlib.dates as mdates
 
+    when = data.loc[data["placed"], "when"]
     ax.xaxis_date()
     locator = mdates.AutoDateLocator(minticks=3, maxticks=9)
     ax.xaxis.set_major_locator(locator)
-    ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
-    ax.set_xlim(*_time_limits(data["when"]))
+    ax.xaxis.set_major_formatter(
+        mdates.ConciseDateFormatter(locator, offset_formats=_offset_formats(when))
+    )
+    ax.set_xlim(*_time_limits(when))
     if not data["ok"].any():
         ax.set_ylim(0, 1)
         ax.text(
@@ -576,9 +790,39 @@ def _format_axes(
     ax.margins(y=0.12)
     arrow = "higher is better" if greater_is_better else "lower is better"
     ax.set_ylabel(f"{metric} ({arrow})")
-    ax.set_xlabel(f"date ({timezone})")
+    if strip is not None:
+        ax.tick_params(axis="x", labelbottom=False)
+        ax.set_xlabel("")
+    (strip or ax).set_xlabel(f"date ({timezone})")
+
+
+def _draw_legend(ax) -> None:
+    # after the labels, so that "best" finds the emptiest corner
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8, framealpha=0.9)
+
+
+def _offset_formats(when: pd.Series) -> list[str]:
+    """The date axis's corner label: the span of the attempts, not a tick's month.
+
+    ConciseDateFormatter names the last tick's month, which can be past the
+    last attempt ("2026-Dec" over a November); the span's own text replaces
+    each level's format (strftime leaves text without a ``%`` as it is).
+    """
+    import matplotlib.dates as mdates
+
+    if when.empty:
+        return ["", "%Y", "%Y-%b", "%Y-%b-%d", "%Y-%b-%d", "%Y-%b-%d %H:%M"]
+    first, last = mdates.num2date(when.min()), mdates.num2date(when.max())
+    if first.date() == last.date():
+        span = f"{first.day} {first:%b %Y}"
+    elif (first.year, first.month) == (last.year, last.month):
+        span = f"{first:%b %Y}"
+    elif first.year == last.year:
+        span = f"{first:%b}–{last:%b %Y}"
+    else:
+        span = f"{first:%b %Y}–{last:%b %Y}"
+    return ["", span, span, span, span, span]
 
 
 def _time_limits(when: pd.Series) -> tuple[float, float]:
@@ -619,14 +863,36 @@ def _write_titles(
     )
 
 
-def _caption(failed: pd.DataFrame) -> str:
+def _write_caption(bottom, data: pd.DataFrame) -> None:
+    """List the unscored attempts under the date axis, and those with no date."""
+    crossed = data[data["placed"] & ~data["ok"]]
+    undated = data[~np.isfinite(data["when"])]
+    parts = [_caption("Not scored", crossed), _caption("No date, not shown", undated)]
+    text = "\n".join(part for part in parts if part)
+    if not text:
+        return
+    bottom.annotate(
+        text,
+        (0, 0),
+        xycoords="axes fraction",
+        xytext=(0, -34),
+        textcoords="offset points",
+        fontsize=7.5,
+        va="top",
+        color=COLORS["unscored"],
+    )
+
+
+def _caption(heading: str, attempts: pd.DataFrame) -> str:
+    if attempts.empty:
+        return ""
     items = [
         f"#{p.row + 1} {_short(p.attempt)} ({p.status})"
-        for p in failed.head(CAPTION_ITEMS).itertuples()
+        for p in attempts.head(CAPTION_ITEMS).itertuples()
     ]
-    more = len(failed) - CAPTION_ITEMS
+    more = len(attempts) - CAPTION_ITEMS
     tail = f"; and {more} more" if more > 0 else ""
-    return textwrap.fill("Not scored: " + "; ".join(items) + tail, CAPTION_WIDTH)
+    return textwrap.fill(f"{heading}: " + "; ".join(items) + tail, CAPTION_WIDTH)
 
 
 def _short(attempt: str) -> str:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.dates as mdates
 import numpy as np
 import pandas as pd
 import pytest
+from matplotlib.collections import LineCollection
 
 from slope.plot import (
     best_so_far,
@@ -271,8 +273,138 @@ def test_unscored_attempts_on_one_day_stack_their_crosses():
 
     fig = plot_learning_rate(progress, "accuracy")
 
-    crosses = [c for c in fig.axes[0].collections if c.get_label().startswith("not")]
-    (heights,) = [c.get_offsets()[:, 1] for c in crosses]
+    (heights,) = [c.get_offsets()[:, 1] for c in crosses(fig)]
     assert len(set(np.round(heights, 3))) == 3  # one above the other
-    labels = [t for t in fig.axes[0].texts if t.get_text() in ("#2", "#3", "#4")]
+    labels = [t for t in fig.axes[1].texts if t.get_text() in ("#2", "#3", "#4")]
     assert len({round(t.xy[1], 3) for t in labels}) == 3
+
+
+def crosses(fig) -> list:
+    return [
+        artist
+        for ax in fig.axes
+        for artist in ax.collections
+        if artist.get_label().startswith("not scored")
+    ]
+
+
+def renderer_of(fig):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig.draw_without_rendering()  # places the labels and ticks as saved
+    return FigureCanvasAgg(fig).get_renderer()
+
+
+def text_boxes(fig) -> dict[str, object]:
+    """Each visible text of the axes (labels, numbers, baseline) by its text."""
+    renderer = renderer_of(fig)
+    return {
+        text.get_text(): text.get_window_extent(renderer)
+        for ax in fig.axes
+        for text in ax.texts
+        if text.get_visible() and text.get_text()
+    }
+
+
+def overlapping(boxes: dict[str, object]) -> list[tuple[str, str]]:
+    names = sorted(boxes)
+    return [
+        (a, b)
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+        if boxes[a].overlaps(boxes[b])
+    ]
+
+
+def messy_progress() -> pd.DataFrame:
+    """A baseline at the bottom, failures on two adjacent days, two undated."""
+    progress = make_progress(26, id_length=24, failed_every=100)
+    progress["date"] = START + pd.to_timedelta(np.arange(26) * 0.8, unit="D")
+    progress["status"], progress["accuracy"] = "ok", np.linspace(0.5, 0.9, 26)
+    failed = [8, 9, 10, 11]
+    progress.loc[failed, ["status", "accuracy"]] = ["failed", NAN]
+    progress.loc[[24, 25], ["status", "accuracy", "date"]] = ["invalid", NAN, pd.NaT]
+    return progress
+
+
+def test_unscored_crosses_sit_in_a_strip_under_the_data():
+    progress = messy_progress()
+    fig = plot_learning_rate(progress, "accuracy", True, progress["attempt"][0])
+
+    data, strip = fig.axes
+    renderer = renderer_of(fig)
+    (drawn,) = crosses(fig)
+    assert drawn.axes is strip and strip.get_ylabel() == "not\nscored"
+    top = strip.transData.transform(drawn.get_offsets())[:, 1].max()
+    assert top < data.get_window_extent(renderer).y0
+    baseline = next(t for t in data.texts if t.get_text().startswith("baseline"))
+    assert baseline.get_window_extent(renderer).y0 > top
+
+
+def test_no_two_labels_overlap_where_attempts_crowd():
+    progress = messy_progress()
+    fig = plot_learning_rate(progress, "accuracy", True, progress["attempt"][0])
+
+    boxes = text_boxes(fig)
+    assert {"#9", "#10"} & set(boxes)  # crosses are numbered where there is room
+    assert overlapping(boxes) == []
+
+
+def test_labels_clear_the_error_bars():
+    progress = make_progress(10, id_length=24, failed_every=100)
+    progress["accuracy_std"] = 0.03
+    fig = plot_learning_rate(progress, "accuracy")
+
+    ax = fig.axes[0]
+    renderer = renderer_of(fig)
+    (bars,) = [c for c in ax.collections if isinstance(c, LineCollection)]
+    paths = [bars.get_transform().transform_path(p) for p in bars.get_paths()]
+    crossed = [
+        text.get_text()
+        for text in ax.texts
+        if any(
+            p.intersects_bbox(text.get_window_extent(renderer), False) for p in paths
+        )
+    ]
+    assert crossed == []
+
+
+def test_attempts_without_a_date_are_off_the_time_axis_and_in_the_caption():
+    progress = messy_progress()
+    progress.loc[25, "status"] = "pending"
+    progress.loc[26] = progress.loc[23]
+    progress.loc[26, ["attempt", "status", "accuracy"]] = [
+        "099-planned",
+        "pending",
+        NAN,
+    ]
+    progress.loc[26, "date"] = progress["date"].max() + pd.Timedelta(days=30)
+    fig = plot_learning_rate(progress, "accuracy")
+
+    data = fig.axes[0]
+    last = mdates.date2num(progress["date"][23].tz_localize(None))
+    (step,) = [line for line in data.lines if line.get_label() == "best so far"]
+    assert step.get_xdata()[-1] == pytest.approx(last)
+    assert data.get_xlim()[1] < last + 2
+    (drawn,) = crosses(fig)
+    assert np.isfinite(drawn.get_offsets()).all() and len(drawn.get_offsets()) == 4
+    caption = " ".join(t.get_text() for ax in fig.axes for t in ax.texts)
+    assert "No date, not shown: #25 " in caption and "(invalid)" in caption
+    assert "#26 " in caption and "(pending)" in caption
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "offset"),
+    [
+        ("2026-11-02", "2026-11-29", "Nov 2026"),
+        ("2026-11-20", "2026-12-09", "Nov–Dec 2026"),
+        ("2026-12-20", "2027-01-09", "Dec 2026–Jan 2027"),
+    ],
+    ids=["one-month", "two-months", "two-years"],
+)
+def test_date_offset_names_the_span_of_the_attempts(first, last, offset):
+    progress = make_progress(10, failed_every=100)
+    progress["date"] = pd.date_range(first, last, periods=10, tz="UTC")
+    fig = plot_learning_rate(progress, "accuracy")
+    svg_text(fig)  # draws, so the formatter has run
+    assert fig.axes[0].xaxis.get_major_formatter().get_offset() == offset
