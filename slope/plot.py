@@ -1,24 +1,7 @@
-"""The learning-rate plot, and the arithmetic behind it.
+"""The learning-rate plot.
 
-Choices, so that the numbers in the report can be checked by hand:
-
-- The *frontier* marks the attempts that beat every earlier score strictly;
-  the first score is a record. Missing scores never are.
-- The *learning rate* is the least-squares slope of the primary metric against
-  time, in metric units per week, fitted over every attempt that ran ``ok``
-  and has a finite score. The baseline is included (it is the history's first
-  point); no attempt is left out as an outlier, so that the number cannot be
-  tuned by choosing what to drop. Fewer than two points, or all of them at
-  the same instant, give NaN. The sign is the metric's: for a
-  lower-is-better metric, a negative rate is progress.
-- The *recent rate* is the same slope over the last RECENT_DAYS days, up to
-  the latest scored attempt, so that a plateau after an early leap shows:
-  the whole history's fit keeps rising long after the scores stopped. It is
-  NaN where the history is no longer than that (the learning rate says it all)
-  or the window holds fewer than two times.
-- The *effort rate* is the number of attempts divided by the weeks between
-  the first and the last; a span shorter than one week counts as one week, so
-  an afternoon of five attempts reads "5 per week", not thousands.
+The numbers it shows (records, best so far, learning and recent rates) come
+from :mod:`slope.rates`, where their definitions are written down.
 
 The figure is drawn on a bare :class:`matplotlib.figure.Figure` (no pyplot, so
 no display and no global figure list) in a seaborn theme. Attempts that ran
@@ -31,8 +14,8 @@ with the SVG id ``slope-point-<row>``; :func:`save_plot` puts each attempt's
 tooltip text in a ``<title>`` there, so the SVG shows it on hover without any
 script.
 
-matplotlib and seaborn are imported by the drawing functions only, so that the
-report's kernel, which needs the arithmetic, starts without them.
+matplotlib and seaborn are imported by the drawing functions only, so that
+importing this module costs little.
 """
 
 from __future__ import annotations
@@ -41,35 +24,40 @@ import html
 import logging
 import math
 import textwrap
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from slope.labels import LabelPlacer, cover
+from slope.rates import (
+    RECENT_DAYS,
+    SCORED,
+    best_so_far,
+    frontier,
+    learning_rate,
+    recent_rate,
+    weeks_since_start,
+)
+
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 logger = logging.getLogger(__name__)
 
-WEEK = pd.Timedelta(weeks=1)
 FIGSIZE = (12, 6.75)
 DPI = 150
 LABEL_ALL_UP_TO = 20
 LABEL_CHARS = 40
 LABEL_SIZE = 7  # points
-LABEL_GAP = 5  # points between a point (or its error bar) and its label
-LEADER_FROM = 2 * LABEL_GAP  # points: a label farther off gets a leader line
-LEADER = {"arrowstyle": "-", "color": "#aaaaaa", "linewidth": 0.6, "shrinkB": 4}
 CAPTION_ITEMS = 6
 CAPTION_WIDTH = 170
 POINT_ID = "slope-point-{}"
 CROSS_LEVELS = 4  # rows of crosses in the strip under the data
 CROSS_APART = 1 / 25  # of the time span: closer crosses go one row up
 STRIP_ROW = 0.2  # inches per row of crosses
-SCORED = "ok"
-RECENT_DAYS = 14
 
 COLORS = {
     "attempt": "#4c72b0",
@@ -78,105 +66,6 @@ COLORS = {
     "trend": "#55a868",
     "unscored": "#c44e52",
 }
-
-
-def frontier(values: Iterable[float], greater_is_better: bool = True) -> list[bool]:
-    """Say which values beat every earlier one: the attempts that set a record.
-
-    Parameters
-    ----------
-    values
-        Scores in date order; NaN for an attempt without a score.
-    greater_is_better
-        The metric's direction.
-
-    Returns
-    -------
-    list of bool
-        True where the value is finite and strictly better than all the
-        finite values before it.
-    """
-    records, best = [], math.nan
-    for value in _floats(values):
-        better = math.isfinite(value) and (
-            math.isnan(best) or (value > best if greater_is_better else value < best)
-        )
-        records.append(better)
-        best = value if better else best
-    return records
-
-
-def best_so_far(values: Iterable[float], greater_is_better: bool = True) -> np.ndarray:
-    """Return the best finite value up to each position (NaN before the first)."""
-    values = _floats(values)
-    out, best = [], math.nan
-    for value, record in zip(values, frontier(values, greater_is_better), strict=True):
-        best = value if record else best
-        out.append(best)
-    return np.array(out, dtype=float)
-
-
-def learning_rate(dates: Sequence, values: Iterable[float]) -> float:
-    """Return the least-squares slope of ``values`` over ``dates``, per week.
-
-    Pass the scored attempts only; pairs with a NaN value or a missing date
-    are left out. NaN when fewer than two points remain or when they all
-    share one instant.
-    """
-    return _slope(*_scored_weeks(dates, values))
-
-
-def recent_rate(
-    dates: Sequence, values: Iterable[float], days: float = RECENT_DAYS
-) -> float:
-    """Return the learning rate over the last ``days`` days of scored attempts.
-
-    The window ends at the latest attempt with a score. NaN when the scored
-    history spans no more than ``days``, or as :func:`learning_rate` gives.
-    """
-    weeks, y = _scored_weeks(dates, values)
-    window = days / 7
-    if len(y) < 2 or np.ptp(weeks) <= window:
-        return math.nan
-    recent = weeks >= weeks.max() - window
-    return _slope(weeks[recent], y[recent])
-
-
-def _scored_weeks(dates: Sequence, values: Iterable[float]) -> tuple[np.ndarray, ...]:
-    """Weeks since the first date, and values, where both are known."""
-    weeks = _weeks(dates)
-    y = np.array(list(_floats(values)), dtype=float)
-    keep = np.isfinite(weeks) & np.isfinite(y)
-    return weeks[keep], y[keep]
-
-
-def _slope(weeks: np.ndarray, y: np.ndarray) -> float:
-    """The least-squares slope of y over weeks; NaN under two distinct times."""
-    if len(y) < 2 or np.ptp(weeks) == 0:
-        return math.nan
-    dx = weeks - weeks.mean()
-    slope = float((dx * (y - y.mean())).sum() / (dx * dx).sum())
-    # a flat history gives rounding noise (1e-32), which would print as a rate
-    noise = 1e-12 * max(float(np.abs(y).max()), 1.0) / float(np.ptp(weeks))
-    return 0.0 if abs(slope) < noise else slope
-
-
-def effort_rate(dates: Sequence) -> float:
-    """Return attempts per week: their count over their span, at least a week."""
-    weeks = _weeks(dates)
-    weeks = weeks[np.isfinite(weeks)]
-    if len(weeks) == 0:
-        return 0.0
-    return len(weeks) / max(float(np.ptp(weeks)), 1.0)
-
-
-def scored_attempts(progress: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Return the rows that ran ``ok`` and have a finite primary score."""
-    if metric not in progress or progress.empty:
-        return progress.iloc[0:0]
-    score = pd.to_numeric(progress[metric], errors="coerce")
-    keep = (progress["status"] == SCORED) & np.isfinite(score.to_numpy(float))
-    return progress[keep.to_numpy(bool)]
 
 
 def plot_learning_rate(
@@ -302,17 +191,6 @@ def svg_text(fig: Figure, tooltips: Mapping[str, str] | None = None) -> str:
             1,
         )
     return text
-
-
-def _floats(values: Iterable[float]) -> list[float]:
-    return [float(v) if v is not None and not pd.isna(v) else math.nan for v in values]
-
-
-def _weeks(dates: Sequence) -> np.ndarray:
-    stamps = pd.to_datetime(pd.Series(list(dates), dtype=object), utc=True)
-    if stamps.empty or stamps.isna().all():
-        return np.full(len(stamps), np.nan)
-    return ((stamps - stamps.min()) / WEEK).to_numpy(dtype=float, na_value=np.nan)
 
 
 def _local_times(dates: pd.Series, timezone: str) -> pd.Series:
@@ -504,8 +382,7 @@ def _label_points(ax, ok: pd.DataFrame) -> None:
         return
     every = len(ok) <= LABEL_ALL_UP_TO
     best = ok["score"].eq(ok["best"].iloc[-1]) & ok["record"]
-    renderer = ax.figure.canvas.get_renderer()
-    blocked = _obstacles(ax, renderer)
+    placer = LabelPlacer(ax)
     for point, is_best in zip(ok.itertuples(), best, strict=True):
         number = f"#{point.row + 1}"
         if every:
@@ -513,155 +390,18 @@ def _label_points(ax, ok: pd.DataFrame) -> None:
         else:
             text = f"{number} {_short(point.attempt)}" if is_best else number
         style = {
-            "textcoords": "offset points",
             "fontsize": LABEL_SIZE if every else LABEL_SIZE - 0.5,
             "color": "#333333",
             "zorder": 5,
         }
-        probe = ax.annotate(text, (point.when, point.score), (0, 0), **style)
-        bar = _bar_points(ax, point, renderer)
-        dx, dy, ha, va = _free_spot(probe, bar, blocked, renderer)
-        probe.remove()
-        far = abs(dy) > LEADER_FROM
-        label = ax.annotate(
-            text,
-            (point.when, point.score),
-            (dx, dy),
-            ha=ha,
-            va=va,
-            arrowprops=LEADER if far else None,
-            **style,
-        )
-        _block(label, far, blocked, renderer)
-
-
-def _free_spot(probe, bar: float, blocked: dict[str, list], renderer) -> tuple:
-    """The first place for ``probe`` that covers nothing, else the least."""
-    inside = probe.axes.get_window_extent(renderer)
-    costs = []
-    for order, spot in enumerate(_label_spots(bar)):
-        dx, dy, ha, va = spot
-        probe.xyann = (dx, dy)
-        probe.set(ha=ha, va=va)
-        box = probe.get_window_extent(renderer).padded(2)
-        costs.append((_cover(box, inside, blocked), order, spot))
-        if costs[-1][0] == 0:
-            break
-    return min(costs)[2]
-
-
-def _block(label, far: bool, blocked: dict[str, list], renderer) -> None:
-    """Keep later labels off ``label``, and off its leader line."""
-    from matplotlib.path import Path as Line
-
-    box = label.get_window_extent(renderer)
-    blocked["texts"].append(box)
-    if far:
-        point = label.axes.transData.transform(label.xy)
-        blocked["lines"].append(Line([point, ((box.x0 + box.x1) / 2, box.y0)]))
-        blocked["lines"].append(Line([point, ((box.x0 + box.x1) / 2, box.y1)]))
-
-
-def _label_spots(bar: float) -> list[tuple[float, float, str, str]]:
-    """Places to try for a label, nearest first, as offsets in points.
-
-    ``bar`` is how far the error bar reaches above and below the point; the
-    places beside the point keep ``LABEL_GAP`` clear of it sideways, the
-    places above and below it clear its caps.
-    """
-    gap = LABEL_GAP
-    spots = [
-        (gap, gap, "left", "bottom"),
-        (gap, -gap, "left", "top"),
-        (gap + 1, 0, "left", "center"),
-        (-gap, gap, "right", "bottom"),
-        (-gap, -gap, "right", "top"),
-        (-gap - 1, 0, "right", "center"),
-        (0, bar + 2, "center", "bottom"),
-        (0, -bar - 2, "center", "top"),
-    ]
-    for reach in (2.5, 4, 6, 8):
-        up = max(reach * gap, bar + 2)
-        spots += [
-            (gap, up, "left", "bottom"),
-            (gap, -up, "left", "top"),
-            (-gap, up, "right", "bottom"),
-            (-gap, -up, "right", "top"),
-            (0, up + bar, "center", "bottom"),
-            (0, -up - bar, "center", "top"),
-        ]
-    return spots
-
-
-def _bar_points(ax, point, renderer) -> float:
-    """How far, in points, the point's error bar (or its marker) reaches."""
-    spread = point.std if np.isfinite(point.std) else 0.0
-    low, high = ax.transData.transform([(0, point.score), (0, point.score + spread)])
-    return max(abs(high[1] - low[1]) / renderer.points_to_pixels(1), 4.0)
-
-
-def _obstacles(ax, renderer) -> dict[str, list]:
-    """What a label should not cover, in pixels: texts, points and lines.
-
-    Lines are the drawn ones (baseline, frontier, trend) and the error bars;
-    markers without a line (caps, hover targets) are not obstacles.
-    """
-    from matplotlib.collections import LineCollection, PathCollection
-    from matplotlib.transforms import Bbox
-
-    blocked = {
-        "texts": [text.get_window_extent(renderer) for text in ax.texts],
-        "points": [],
-        "lines": [
-            line.get_transform().transform_path(line.get_path())
-            for line in ax.lines
-            if line.get_linestyle() not in ("None", "none", "", " ")
-        ],
-    }
-    for artist in ax.collections:
-        if isinstance(artist, LineCollection):
-            to_pixels = artist.get_transform()
-            blocked["lines"] += [
-                to_pixels.transform_path(p) for p in artist.get_paths()
-            ]
-        elif isinstance(artist, PathCollection) and len(artist.get_offsets()):
-            size = float(np.max(artist.get_sizes()))
-            half = math.sqrt(size) * renderer.points_to_pixels(1) / 2
-            centres = artist.get_offset_transform().transform(artist.get_offsets())
-            blocked["points"] += [
-                Bbox.from_bounds(x - half, y - half, 2 * half, 2 * half)
-                for x, y in centres
-            ]
-    return blocked
-
-
-def _cover(box, inside, blocked: dict[str, list]) -> float:
-    """How badly a label's box sits: out of the axes, on texts, points, lines.
-
-    A label on a label is the worst, as neither can be read; one across a
-    line can still be.
-    """
-    out = not (
-        inside.x0 <= box.x0
-        and box.x1 <= inside.x1
-        and inside.y0 <= box.y0
-        and box.y1 <= inside.y1
-    )
-    return (
-        100 * out
-        + 30 * sum(box.overlaps(other) for other in blocked.get("texts", []))
-        + 10 * sum(box.overlaps(other) for other in blocked.get("points", []))
-        + 2
-        * sum(
-            line.intersects_bbox(box, filled=False) for line in blocked.get("lines", [])
-        )
-    )
+        spread = point.std if np.isfinite(point.std) else 0.0
+        placer.place(text, (point.when, point.score), spread, **style)
 
 
 def _draw_trend(ax, ok: pd.DataFrame, rate: float) -> None:
     if not math.isfinite(rate):
         return
-    weeks = _weeks(ok["date"])
+    weeks = weeks_since_start(ok["date"])
     intercept = ok["score"].mean() - rate * weeks.mean()
     ends = [0, -1]
     ax.plot(
@@ -732,7 +472,7 @@ def _number_crosses(strip, crossed: pd.DataFrame) -> None:
             color=COLORS["unscored"],
         )
         box = label.get_window_extent(renderer)
-        if _cover(box, inside, {"texts": taken}):
+        if cover(box, inside, {"texts": taken}):
             label.remove()
         else:
             taken.append(box)

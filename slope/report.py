@@ -35,7 +35,7 @@ from slope.htmlpage import (
     read_stamp,
     safe_id,
 )
-from slope.plot import (
+from slope.rates import (
     RECENT_DAYS,
     best_so_far,
     effort_rate,

@@ -1,4 +1,4 @@
-"""The plot's arithmetic, checked against values worked out by hand, and the plot."""
+"""The rates, checked against values worked out by hand, and the plot."""
 
 from __future__ import annotations
 
@@ -10,17 +10,14 @@ import pandas as pd
 import pytest
 from matplotlib.collections import LineCollection
 
-from slope.plot import (
+from slope.plot import plot_learning_rate, point_tooltips, save_plot, svg_text
+from slope.rates import (
     best_so_far,
     effort_rate,
     frontier,
     learning_rate,
-    plot_learning_rate,
-    point_tooltips,
     recent_rate,
-    save_plot,
     scored_attempts,
-    svg_text,
 )
 
 NAN = math.nan
