@@ -9,7 +9,6 @@ and the fix.
 from __future__ import annotations
 
 import datetime as dt
-import difflib
 import keyword
 import logging
 import re
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slope.exceptions import AttemptError
+from slope.exceptions import AttemptError, did_you_mean
 from slope.inspection import UNKNOWN, NotebookSpec, inspect_notebook
 from slope.project import PROJECT_FILE, Project
 from slope.yamlio import load_yaml_mapping, yaml11_booleans
@@ -127,7 +126,7 @@ def _fill_attempt(
 
 def _check_keys(path: Path, content: dict[str, Any]) -> None:
     problems = [
-        f"{_at(path)}: unknown key {key!r}{_did_you_mean(key, ATTEMPT_KEYS)}; "
+        f"{_at(path)}: unknown key {key!r}{did_you_mean(key, ATTEMPT_KEYS)}; "
         f"an attempt file has {', '.join(ATTEMPT_KEYS)}, and the notebook's "
         "parameters go under 'parameters:'"
         for key in content
@@ -221,7 +220,7 @@ def _notebook_spec(
         )
         raise AttemptError(
             f"{_at(path)}: 'notebook' {name!r} does not exist in notebooks/"
-            f"{_did_you_mean(name, known)}; the notebooks are: "
+            f"{did_you_mean(name, known)}; the notebooks are: "
             f"{', '.join(known) or 'none'}"
         )
     if notebook not in specs:
@@ -308,7 +307,7 @@ def _check_key(path: Path, spec: NotebookSpec, key: Any) -> None:
         declared = [k for k in spec.parameters if k not in ENGINE_PARAMETERS]
         raise AttemptError(
             f"{where} is not declared in the parameters cell of "
-            f"notebooks/{spec.path.name}{_did_you_mean(key, declared)}; it declares "
+            f"notebooks/{spec.path.name}{did_you_mean(key, declared)}; it declares "
             f"{', '.join(declared) or 'nothing'}"
         )
 
@@ -358,11 +357,6 @@ def _a(noun: str) -> str:
 def _at(path: Path) -> str:
     """How messages name an attempt's file."""
     return f"params/{path.name}"
-
-
-def _did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _safe_id(name: str) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class SlopeError(Exception):
     """Root of every error slope raises on purpose; its message is for the user."""
@@ -29,3 +32,9 @@ class ReportError(SlopeError):
 
 class LockError(SlopeError):
     """Another ``run_all.py`` holds the project's lock."""
+
+
+def did_you_mean(word: object, choices: Iterable[str]) -> str:
+    """Return `` (did you mean 'x'?)`` for the closest choice, or nothing."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from slope.attempts import Attempt
-from slope.project import Project
+from slope.exceptions import did_you_mean
+from slope.project import PROJECT_FILE, Project
 from slope.runs import describe_error, first_success, read_history, read_run
 
 logger = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ def build_progress(project: Project, attempts: list[Attempt]) -> pd.DataFrame:
     """
     first_ok = first_success(read_history(project.runs_dir))
     rows = [_row(project, attempt, first_ok) for attempt in attempts]
+    _check_metric_and_baseline(project, attempts, rows)
     table = pd.DataFrame(rows, columns=_columns(project.metric, rows))
     table["date"] = pd.to_datetime(table["date"], utc=True, format="ISO8601")
     table = table.sort_values(["date", "attempt"], na_position="last", kind="stable")
@@ -69,14 +71,52 @@ def _row(
     if run is None:
         return row
 
-    row.update(run.get("scores", {}))
+    scores = run.get("scores") or {}
+    row.update(scores)
     row["status"] = run["status"]
     row["duration_s"] = run.get("duration_s")
     row["error"] = describe_error(run.get("error"))
+    if row["status"] == "ok" and project.metric not in scores:
+        # project.yaml's metric changed (or is misspelt) since this run
+        row["status"] = "no_score"
+        row["error"] = (
+            f"NoScore: the run recorded no {project.metric!r} "
+            f"(it recorded {', '.join(sorted(scores)) or 'no scores'}); see "
+            f"'metric' in params/{PROJECT_FILE}"
+        )
     row["run_page"] = f"runs/{attempt.id}.html"
     if row["date"] is None:
         row["date"] = first_ok.get(attempt.id)
     return row
+
+
+def _check_metric_and_baseline(
+    project: Project, attempts: list[Attempt], rows: list[dict[str, Any]]
+) -> None:
+    """Warn where project.yaml names a metric no run recorded, or no attempt."""
+    where = f"params/{PROJECT_FILE}"
+    recorded = {
+        name for row in rows for name in row if name not in _TAIL and name not in _HEAD
+    }
+    if recorded and project.metric not in recorded:
+        logger.warning(
+            "%s: metric %r is recorded by no run%s; the runs record %s. Name one "
+            "of them, or record %r in the notebooks",
+            where,
+            project.metric,
+            did_you_mean(project.metric, sorted(recorded)),
+            ", ".join(sorted(recorded)),
+            project.metric,
+        )
+    ids = [attempt.id for attempt in attempts]
+    if project.baseline is not None and ids and project.baseline not in ids:
+        logger.warning(
+            "%s: baseline %r is not an attempt%s; write the id of one of the "
+            "params files (its name without .yaml), or remove the line",
+            where,
+            project.baseline,
+            did_you_mean(project.baseline, ids),
+        )
 
 
 def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:
@@ -87,6 +127,7 @@ def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:
     return head + spread + others + list(_TAIL)
 
 
+_HEAD = ("attempt", "date", "notebook", "status")
 _TAIL = ("duration_s", "notes", "error", "run_page")
 
 

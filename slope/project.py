@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from slope.exceptions import ProjectError
+from slope.exceptions import ProjectError, did_you_mean
 from slope.yamlio import load_yaml_mapping
 
 PROJECT_FILE = "project.yaml"
@@ -20,6 +20,17 @@ SETTINGS = {
     "kernel": str,
     "defaults": dict,
     "preload": list,
+}
+# what to write instead of a value of the wrong type
+HOW_TO_WRITE = {
+    "metric": "write the name of a score the notebooks record, e.g. accuracy",
+    "greater_is_better": "write true or false",
+    "baseline": "write an attempt's id, its params file's name without .yaml",
+    "timeout": "write a number of seconds, e.g. 600",
+    "timezone": "write an IANA zone name such as UTC or Europe/Paris",
+    "kernel": "write a kernel's name from `jupyter kernelspec list`, e.g. python3",
+    "defaults": "write a mapping, one 'name: value' line per parameter, indented",
+    "preload": "write a list of module names, e.g. [xgboost, sklearn.svm]",
 }
 
 
@@ -81,25 +92,28 @@ def load_project(root: str | Path) -> Project:
         path, ProjectError, label=f"params/{PROJECT_FILE}", kind="settings file"
     )
 
-    unknown = sorted(set(settings) - set(SETTINGS))
-    if unknown:
-        raise ProjectError(
-            f"{path}: unknown setting {unknown[0]!r}; the settings are "
-            f"{', '.join(SETTINGS)}"
-        )
+    problems = [
+        f"unknown setting {key!r}{did_you_mean(key, SETTINGS)}; the settings are "
+        f"{', '.join(SETTINGS)}"
+        for key in sorted(set(settings) - set(SETTINGS), key=str)
+    ]
     if "metric" not in settings:
-        raise ProjectError(f"{path}: 'metric' is missing; name the primary score")
+        problems.append("'metric' is missing; name the primary score")
     for key, expected in SETTINGS.items():
-        _check_setting(path, key, settings.get(key), expected)
-    _check_timezone(path, settings.get("timezone", "UTC"))
-    _check_preload(path, settings.get("preload", []))
+        problems += _check_setting(key, settings.get(key), expected)
+    if isinstance(settings.get("timezone"), str):
+        problems += _check_timezone(settings["timezone"])
+    if isinstance(settings.get("preload"), list):
+        problems += _check_preload(settings["preload"])
+    if problems:
+        raise ProjectError("\n".join(f"{path}: {problem}" for problem in problems))
 
     return Project(root=root, **settings)
 
 
-def _check_setting(path: Path, key: str, value: Any, expected: Any) -> None:
+def _check_setting(key: str, value: Any, expected: Any) -> list[str]:
     if value is None:
-        return
+        return []
     if isinstance(value, bool) and expected is not bool:
         ok = False
     else:
@@ -109,34 +123,33 @@ def _check_setting(path: Path, key: str, value: Any, expected: Any) -> None:
             t.__name__
             for t in (expected if isinstance(expected, tuple) else (expected,))
         )
-        raise ProjectError(
-            f"{path}: {key!r} must be of type {names}, "
-            f"got {value!r} ({type(value).__name__})"
-        )
+        return [
+            f"{key!r} must be of type {names}, got {value!r} "
+            f"({type(value).__name__}); {HOW_TO_WRITE[key]}"
+        ]
     if key == "timeout" and value <= 0:
-        raise ProjectError(
-            f"{path}: 'timeout' must be a positive number of seconds, got {value!r}"
-        )
+        return [f"'timeout' must be a positive number of seconds, got {value!r}"]
+    return []
 
 
-def _check_preload(path: Path, modules: list[Any]) -> None:
-    for name in modules:
-        if not isinstance(name, str) or not all(
-            part.isidentifier() for part in name.split(".")
-        ):
-            raise ProjectError(
-                f"{path}: 'preload' holds {name!r}, which is not a module name; "
-                "list importable modules such as 'xgboost' or 'sklearn.svm'"
-            )
+def _check_preload(modules: list[Any]) -> list[str]:
+    return [
+        f"'preload' holds {name!r}, which is not a module name; "
+        "list importable modules such as 'xgboost' or 'sklearn.svm'"
+        for name in modules
+        if not isinstance(name, str)
+        or not all(part.isidentifier() for part in name.split("."))
+    ]
 
 
-def _check_timezone(path: Path, name: str) -> None:
+def _check_timezone(name: str) -> list[str]:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as err:
-        raise ProjectError(
-            f"{path}: 'timezone' {name!r} is not a known time zone; "
+    except (ZoneInfoNotFoundError, ValueError):
+        return [
+            f"'timezone' {name!r} is not a known time zone; "
             "use an IANA name such as 'UTC' or 'Europe/Paris'"
-        ) from err
+        ]
+    return []

@@ -16,7 +16,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from slope.exceptions import ModelError, SlopeError
+from slope.exceptions import ModelError, SlopeError, did_you_mean
 from slope.model import SCHEMA_FILE, load_model
 from slope.project import Project
 
@@ -85,10 +85,20 @@ def select_run(project: Project, attempt: str | None = None) -> Path:
         (run_id, run) for run_id, run in runs.items() if _servable(run, project.metric)
     ]
     if not candidates:
+        recorded = sorted(
+            {name for run in runs.values() for name in run.get("scores") or {}}
+        )
+        if recorded and project.metric not in recorded:
+            fix = (
+                f"no run recorded {project.metric!r}, the metric in "
+                f"params/project.yaml{did_you_mean(project.metric, recorded)}; "
+                f"the runs record {', '.join(recorded)}"
+            )
+        else:
+            fix = "run `python run_all.py` first, or name an attempt with --attempt"
         raise SlopeError(
             f"no run in {project.runs_dir} is 'ok' with a saved model and a "
-            f"finite {project.metric!r} score; run `python run_all.py` first, "
-            "or name an attempt with --attempt"
+            f"finite {project.metric!r} score; {fix}"
         )
     best_id, _ = min(candidates, key=lambda item: _rank(item, project))
     logger.info("best run: %s", best_id)

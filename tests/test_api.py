@@ -168,6 +168,18 @@ def test_select_run_refuses_named_attempt(project, attempt, message):
         select_run(load_project(project), attempt)
 
 
+def test_select_run_names_a_misspelt_metric(project):
+    misspelt = load_project(project)
+    misspelt = type(misspelt)(root=misspelt.root, metric="acuracy")
+
+    with pytest.raises(
+        SlopeError,
+        match=r"no run recorded 'acuracy'.*"
+        r"\(did you mean 'accuracy'\?\); the runs record accuracy",
+    ):
+        select_run(misspelt)
+
+
 def test_select_run_refuses_run_without_model(tmp_path):
     root = write_project(tmp_path)
     write_run(root, "001-no-model", score=0.7)

@@ -266,9 +266,12 @@ def test_dates_without_zone_take_the_project_timezone(make_project):
         ),
         (
             "metric: accuracy\ngreater_is_better: yes please\n",
-            r"'greater_is_better' must be of type bool",
+            r"'greater_is_better' must be of type bool.*; write true or false",
         ),
-        ("metric: accuracy\nmetrik: f1\n", r"unknown setting 'metrik'"),
+        (
+            "metric: accuracy\ntimout: 60\n",
+            r"unknown setting 'timout' \(did you mean 'timeout'\?\)",
+        ),
         (
             "metric: accuracy\npreload: [xgboost, 3]\n",
             r"'preload' holds 3, which is not",
@@ -295,3 +298,19 @@ def test_project_settings_errors(make_project, settings, message):
 
     with pytest.raises(ProjectError, match=message):
         load_project(root)
+
+
+def test_every_problem_of_the_settings_is_told_at_once(make_project):
+    settings = "metrik: f1\ntimeout: soon\ntimezone: Mars/Olympus\n"
+    root = make_project({}, project_yaml=settings)
+
+    with pytest.raises(ProjectError) as caught:
+        load_project(root)
+
+    lines = str(caught.value).splitlines()
+    assert len(lines) == 4
+    assert all(line.startswith(str(root / "params" / "project.yaml")) for line in lines)
+    assert "unknown setting 'metrik' (did you mean 'metric'?)" in lines[0]
+    assert "'metric' is missing" in lines[1]
+    assert "'timeout' must be of type int or float, got 'soon'" in lines[2]
+    assert "'Mars/Olympus' is not a known time zone" in lines[3]

@@ -140,3 +140,25 @@ def test_a_missing_project_file_is_a_clear_error(tmp_path, capsys):
 
     assert code == 2
     assert "params/project.yaml does not exist" in capsys.readouterr().err
+
+
+def test_a_metric_no_run_recorded_is_named_with_the_fix(make_project, capsys):
+    root = make_project({"001-a": "notebook: scores.ipynb\ndate: 2026-11-01\n"})
+    assert main(["--project", str(root), "--no-report"]) == 0
+    project_yaml = root / "params" / "project.yaml"
+    project_yaml.write_text("metric: acuracy\nbaseline: 001-b\n")
+
+    code = main(["status", "--project", str(root)])
+
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert re.search(r"001-a\s+2026-11-01 00:00\s+scores.ipynb\s+no_score", out)
+    assert "the run recorded no 'acuracy' (it recorded accuracy" in out
+    assert (
+        "params/project.yaml: metric 'acuracy' is recorded by no run "
+        "(did you mean 'accuracy'?)" in err
+    )
+    assert (
+        "params/project.yaml: baseline '001-b' is not an attempt "
+        "(did you mean '001-a'?)" in err
+    )
