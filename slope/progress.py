@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from slope.attempts import Attempt
+from slope.attempts import ENGINE_PARAMETERS, Attempt
 from slope.exceptions import did_you_mean
 from slope.project import PROJECT_FILE, Project
 from slope.runs import describe_error, first_success, read_history, read_run
@@ -31,6 +32,7 @@ def build_progress(project: Project, attempts: list[Attempt]) -> pd.DataFrame:
     first_ok = first_success(read_history(project.runs_dir))
     rows = [_row(project, attempt, first_ok) for attempt in attempts]
     _check_metric_and_baseline(project, attempts, rows)
+    _check_defaults(project, attempts)
     table = pd.DataFrame(rows, columns=_columns(project.metric, rows))
     table["date"] = pd.to_datetime(table["date"], utc=True, format="ISO8601")
     table = table.sort_values(["date", "attempt"], na_position="last", kind="stable")
@@ -81,8 +83,9 @@ def _row(
         row["status"] = "no_score"
         row["error"] = (
             f"NoScore: the run recorded no {project.metric!r} "
-            f"(it recorded {', '.join(sorted(scores)) or 'no scores'}); see "
-            f"'metric' in params/{PROJECT_FILE}"
+            f"(it recorded {', '.join(_score_names(scores)) or 'no scores'}); set "
+            f"'metric' in params/{PROJECT_FILE} to a score it records, or record "
+            f"{project.metric!r} in notebooks/{row['notebook']}"
         )
     row["run_page"] = f"runs/{attempt.id}.html"
     if row["date"] is None:
@@ -95,17 +98,16 @@ def _check_metric_and_baseline(
 ) -> None:
     """Warn where project.yaml names a metric no run recorded, or no attempt."""
     where = f"params/{PROJECT_FILE}"
-    recorded = {
-        name for row in rows for name in row if name not in _TAIL and name not in _HEAD
-    }
+    recorded = {name for row in rows for name in row if name not in _TAIL + _HEAD}
     if recorded and project.metric not in recorded:
+        recorded = _score_names(recorded)
         logger.warning(
             "%s: metric %r is recorded by no run%s; the runs record %s. Name one "
             "of them, or record %r in the notebooks",
             where,
             project.metric,
-            did_you_mean(project.metric, sorted(recorded)),
-            ", ".join(sorted(recorded)),
+            did_you_mean(project.metric, recorded),
+            ", ".join(recorded),
             project.metric,
         )
     ids = [attempt.id for attempt in attempts]
@@ -117,6 +119,32 @@ def _check_metric_and_baseline(
             project.baseline,
             did_you_mean(project.baseline, ids),
         )
+
+
+def _check_defaults(project: Project, attempts: list[Attempt]) -> None:
+    """Warn of a default in project.yaml that no attempt's notebook declares."""
+    declared = sorted(
+        {name for a in attempts if a.spec for name in a.spec.parameters}
+        - set(ENGINE_PARAMETERS)
+    )
+    if not declared:
+        return
+    for name in project.defaults:
+        if name not in declared:
+            logger.warning(
+                "params/%s: defaults %r is declared by no notebook's parameters "
+                "cell%s, so no attempt gets it; the notebooks declare %s",
+                PROJECT_FILE,
+                name,
+                did_you_mean(name, declared),
+                ", ".join(declared),
+            )
+
+
+def _score_names(names: Iterable[str]) -> list[str]:
+    """The names of the scores, sorted, without the spreads (``accuracy_std``)."""
+    names = set(names)
+    return sorted(n for n in names if n.removesuffix("_std") not in names - {n})
 
 
 def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:
