@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
+import keyword
+import math
+import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +28,7 @@ SETTINGS = {
 HOW_TO_WRITE = {
     "metric": "write the name of a score the notebooks record, e.g. accuracy",
     "greater_is_better": "write true or false",
-    "baseline": "write an attempt's id, its params file's name without .yaml",
+    "baseline": "write an attempt's id (its params file's name without .yaml)",
     "timeout": "write a number of seconds, e.g. 600",
     "timezone": "write an IANA zone name such as UTC or Europe/Paris",
     "kernel": "write a kernel's name from `jupyter kernelspec list`, e.g. python3",
@@ -78,7 +81,8 @@ def load_project(root: str | Path) -> Project:
     Raises
     ------
     ProjectError
-        The file is missing, does not parse, lacks ``metric``, or a setting
+        The file is missing or does not parse; or, one line per problem, it
+        lacks ``metric``, names an unknown setting, or a setting is empty or
         has the wrong type.
     """
     root = Path(root).resolve()
@@ -98,22 +102,29 @@ def load_project(root: str | Path) -> Project:
         for key in sorted(set(settings) - set(SETTINGS), key=str)
     ]
     if "metric" not in settings:
-        problems.append("'metric' is missing; name the primary score")
+        problems.append(f"'metric' is missing; {HOW_TO_WRITE['metric']}")
     for key, expected in SETTINGS.items():
-        problems += _check_setting(key, settings.get(key), expected)
-    if isinstance(settings.get("timezone"), str):
+        if key in settings:
+            problems += _check_setting(key, settings[key], expected)
+    if isinstance(settings.get("timezone"), str) and settings["timezone"].strip():
         problems += _check_timezone(settings["timezone"])
     if isinstance(settings.get("preload"), list):
         problems += _check_preload(settings["preload"])
+    if isinstance(settings.get("defaults"), dict):
+        problems += _check_defaults(settings["defaults"])
     if problems:
         raise ProjectError("\n".join(f"{path}: {problem}" for problem in problems))
 
-    return Project(root=root, **settings)
+    # an empty 'baseline:' line means no baseline
+    return Project(root=root, **{k: v for k, v in settings.items() if v is not None})
 
 
 def _check_setting(key: str, value: Any, expected: Any) -> list[str]:
-    if value is None:
+    if key == "baseline" and value is None:
         return []
+    if value is None or (isinstance(value, str) and not value.strip()):
+        keep = "" if key == "metric" else f", or remove the line{_default_of(key)}"
+        return [f"{key!r} is empty; {HOW_TO_WRITE[key]}{keep}"]
     if isinstance(value, bool) and expected is not bool:
         ok = False
     else:
@@ -127,9 +138,43 @@ def _check_setting(key: str, value: Any, expected: Any) -> list[str]:
             f"{key!r} must be of type {names}, got {value!r} "
             f"({type(value).__name__}); {HOW_TO_WRITE[key]}"
         ]
-    if key == "timeout" and value <= 0:
-        return [f"'timeout' must be a positive number of seconds, got {value!r}"]
+    if key == "timeout" and not (math.isfinite(value) and value > 0):
+        return [
+            f"'timeout' must be a positive number of seconds, got {value!r}; "
+            f"{HOW_TO_WRITE['timeout']}"
+        ]
     return []
+
+
+def _default_of(key: str) -> str:
+    """`` for the default, 600`` as YAML writes it; nothing for a mapping or list."""
+    default = {f.name: f.default for f in fields(Project)}[key]
+    if isinstance(default, bool):
+        return f" for the default, {str(default).lower()}"
+    if isinstance(default, float):
+        return f" for the default, {default:g}"
+    return f" for the default, {default}" if isinstance(default, str) else ""
+
+
+def _check_defaults(defaults: dict[Any, Any]) -> list[str]:
+    return [
+        f"'defaults' holds {name!r}, which is not a Python name; notebook "
+        f"parameters are Python variables{_python_name(name)}"
+        for name in defaults
+        if not _is_python_name(name)
+    ]
+
+
+def _is_python_name(name: Any) -> bool:
+    return isinstance(name, str) and name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _python_name(name: Any) -> str:
+    fix = re.sub(r"\W+", "_", str(name)).strip("_")
+    fix = f"{fix}_" if keyword.iskeyword(fix) else fix
+    if _is_python_name(fix):
+        return f", such as {fix!r}"
+    return ": letters, digits and '_', not starting with a digit"
 
 
 def _check_preload(modules: list[Any]) -> list[str]:
