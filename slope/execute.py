@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 NOTEBOOK_FILE = "notebook.ipynb"
 RESULT_FILE = "result.json"
 KERNEL_START_TRIES = 3
+FORK_TRIES = 2  # of them on forked kernels, before one starts cold
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -78,7 +79,10 @@ def execute_attempt(job: dict[str, Any]) -> dict[str, Any]:
         if status != "kernel_start_failed":
             break
         logger.warning("%s: the kernel did not start (try %d)", job["attempt"], tries)
-        if kernel["path"] == "fork":
+        # A kernel can lose a port it was given to another process before it
+        # binds it ("Address already in use"): a second fork, on new ports,
+        # usually starts. Twice failed, the fork server is not trusted.
+        if kernel["path"] == "fork" and tries >= FORK_TRIES:
             cold = True
             kernel.update(
                 path="cold", reason="a forked kernel did not start", spare=False

@@ -544,3 +544,37 @@ def test_without_fork_the_kernel_starts_cold_and_says_why(monkeypatch):
         "path": "cold",
         "reason": "fork servers run on Linux only, not darwin",
     }
+
+
+def test_a_forked_kernel_that_fails_to_start_is_forked_again_then_cold(
+    monkeypatch, tmp_path
+):
+    import slope.execute as execute
+
+    paths = []
+
+    def options(report, kernel_name):
+        report.update(path="fork", reason=None)
+        return {"forked": True}
+
+    def run_papermill(job, parameters, staging, engine_kwargs):
+        paths.append("fork" if engine_kwargs else "cold")
+        if len(paths) < int(job["attempt"]):
+            return "kernel_start_failed", None
+        return "ok", None
+
+    monkeypatch.setattr(execute, "fast_kernel_options", options)
+    monkeypatch.setattr(execute, "_run_papermill", run_papermill)
+    job = {"kernel": "python3", "parameters": {}, "metric": "accuracy"}
+
+    ran = {}
+    for succeeds_on in ("2", "3"):
+        paths.clear()
+        staging = tmp_path / succeeds_on
+        result = execute.execute_attempt(
+            {**job, "attempt": succeeds_on, "staging": str(staging)}
+        )
+        ran[succeeds_on] = (list(paths), result["kernel_path"])
+
+    assert ran["2"] == (["fork", "fork"], "fork")
+    assert ran["3"] == (["fork", "fork", "cold"], "cold")
