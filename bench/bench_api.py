@@ -163,7 +163,7 @@ def call_validation(project: Path, row: dict) -> Callable[[], None]:
     served = load_served_run(select_run(load_project(project)))
     predictor = Predictor(served, max_records=1000)
     body = json.dumps(row).encode()
-    return lambda: predictor.to_frame(predictor.parse(body))
+    return lambda: predictor.to_frame(predictor.parse(body)[0])
 
 
 def calibrate() -> float:

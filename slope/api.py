@@ -178,9 +178,7 @@ def _add_routes(app: FastAPI, predictor: Predictor, card: dict[str, Any]) -> Non
     )
     async def predict(request: Request) -> JSONResponse:
         """Predict one record (a JSON object) or a list of records."""
-        body = await request.body()
-        records = predictor.parse(body)
-        batch = body.lstrip()[:1] == b"["
+        records, batch = predictor.parse(await request.body())
         if len(records) <= INLINE_RECORDS:
             return JSONResponse(predictor.predict(records, batch))
         # A large batch runs in a thread so that /health keeps answering.
@@ -214,12 +212,15 @@ class Predictor:
         if hasattr(self.model, "predict_proba") and hasattr(self.model, "classes_"):
             self.classes = self.model.classes_.tolist()
 
-    def parse(self, body: bytes) -> list[BaseModel]:
-        """Return the records in a JSON body, or raise RequestRejected (422)."""
+    def parse(self, body: bytes) -> tuple[list[BaseModel], bool]:
+        """Return the records in a JSON body and whether it is a list of them.
+
+        Raises RequestRejected (422) for a body that is not valid records.
+        """
         try:
             if body.lstrip()[:1] == b"[":
-                return self.many.validate_json(body)
-            return [self.one.validate_json(body)]
+                return self.many.validate_json(body), True
+            return [self.one.validate_json(body)], False
         except ValidationError as err:
             raise RequestRejected(422, self.explain_all(err)) from None
 

@@ -173,10 +173,9 @@ def cmd_status(root: Path, args: argparse.Namespace) -> int:
     wide = ["run_page", "notes", "error", "changes", "author"]
     shown = table.drop(columns=[c for c in wide if c in table]).copy()
     shown["date"] = shown["date"].dt.strftime("%Y-%m-%d %H:%M")
-    display = {"display.width": 200, "display.max_columns": 30}
-    display["display.float_format"] = "{:.4g}".format  # as the report shows scores
-    with pd.option_context(*(item for pair in display.items() for item in pair)):
-        print(shown.fillna("").to_string(index=False))
+    with pd.option_context("display.width", 200, "display.max_columns", 30):
+        # scores to four digits, as the report shows them
+        print(shown.fillna("").to_string(index=False, float_format="{:.4g}".format))
     for attempt, error in zip(table["attempt"], table["error"], strict=True):
         if error:
             print(f"\n{attempt}: {error}")

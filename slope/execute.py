@@ -25,7 +25,7 @@ from slope.fastkernel import (
     start_fork_server,
     stop_fork_server,
 )
-from slope.scores import collect_scores
+from slope.scores import collect_scores, recorded_scores
 
 logger = logging.getLogger(__name__)
 
@@ -179,12 +179,9 @@ NO_CELL = (None, None)
 
 def _no_score_error(metric: str, scores: dict[str, Any]) -> dict[str, Any]:
     """Why a notebook that ran to its end has no score, and what to write."""
-    if scores:
-        recorded = "it recorded " + ", ".join(sorted(scores))
-    else:
-        recorded = "it recorded no scores"
     message = (
-        f"the notebook ran to its end without recording {metric!r} ({recorded}); "
+        f"the notebook ran to its end without recording {metric!r} "
+        f"(it recorded {recorded_scores(scores)}); "
         f"call slope.record_scores({metric}=...) in it, or set 'metric' in "
         "params/project.yaml to one it records"
     )

@@ -265,11 +265,13 @@ def _cross_levels(when: pd.Series, crossed: pd.Series) -> np.ndarray:
     levels = np.zeros(len(when), dtype=int)
     span = float(when.max() - when.min()) if when.notna().any() else 0.0
     near = max(span * CROSS_APART, 1e-9)
-    for index in np.flatnonzero(crossed.to_numpy(bool)):
+    times = when.to_numpy(dtype=float)
+    rows = np.flatnonzero(crossed.to_numpy(bool))
+    for position, index in enumerate(rows):
         taken = {
             levels[other]
-            for other in np.flatnonzero(crossed.to_numpy(bool)[:index])
-            if abs(when.iloc[index] - when.iloc[other]) < near
+            for other in rows[:position]
+            if abs(times[index] - times[other]) < near
         }
         free = [level for level in range(CROSS_LEVELS) if level not in taken]
         levels[index] = free[0] if free else CROSS_LEVELS - 1

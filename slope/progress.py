@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +12,7 @@ from slope.attempts import ENGINE_PARAMETERS, Attempt
 from slope.exceptions import did_you_mean
 from slope.project import PROJECT_FILE, Project
 from slope.runs import describe_error, first_success, read_history, read_run
+from slope.scores import recorded_scores
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ def _row(
         row["status"] = "no_score"
         row["error"] = (
             f"NoScore: the run recorded no {project.metric!r} "
-            f"(it recorded {', '.join(_score_names(scores)) or 'no scores'}); set "
+            f"(it recorded {recorded_scores(scores)}); set "
             f"'metric' in params/{PROJECT_FILE} to a score it records, or record "
             f"{project.metric!r} in notebooks/{row['notebook']}"
         )
@@ -100,14 +100,13 @@ def _check_metric_and_baseline(
     where = f"params/{PROJECT_FILE}"
     recorded = {name for row in rows for name in row if name not in _TAIL + _HEAD}
     if recorded and project.metric not in recorded:
-        recorded = _score_names(recorded)
         logger.warning(
             "%s: metric %r is recorded by no run%s; the runs record %s. Name one "
             "of them, or record %r in the notebooks",
             where,
             project.metric,
             did_you_mean(project.metric, recorded),
-            ", ".join(recorded),
+            recorded_scores(recorded),
             project.metric,
         )
     ids = [attempt.id for attempt in attempts]
@@ -139,12 +138,6 @@ def _check_defaults(project: Project, attempts: list[Attempt]) -> None:
                 did_you_mean(name, declared),
                 ", ".join(declared),
             )
-
-
-def _score_names(names: Iterable[str]) -> list[str]:
-    """The names of the scores, sorted, without the spreads (``accuracy_std``)."""
-    names = set(names)
-    return sorted(n for n in names if n.removesuffix("_std") not in names - {n})
 
 
 def _columns(metric: str, rows: list[dict[str, Any]]) -> list[str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from numbers import Real
 from typing import Any
 
@@ -62,6 +62,17 @@ def collect_scores(notebook: Mapping[str, Any]) -> dict[str, float]:
             if isinstance(payload, Mapping):
                 scores.update(payload)
     return scores
+
+
+def recorded_scores(names: Iterable[str]) -> str:
+    """Say which scores were recorded, spreads (``accuracy_std``) left out.
+
+    For messages about a missing metric: ``"accuracy, f1"``, or
+    ``"no scores"``.
+    """
+    names = set(names)
+    shown = sorted(n for n in names if n.removesuffix("_std") not in names - {n})
+    return ", ".join(shown) or "no scores"
 
 
 def _as_score(name: object, value: object) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 from slope.exceptions import ModelError, SlopeError, did_you_mean
 from slope.model import SCHEMA_FILE, load_model
 from slope.project import Project
+from slope.scores import recorded_scores
 
 logger = logging.getLogger(__name__)
 
@@ -85,14 +86,12 @@ def select_run(project: Project, attempt: str | None = None) -> Path:
         (run_id, run) for run_id, run in runs.items() if _servable(run, project.metric)
     ]
     if not candidates:
-        recorded = sorted(
-            {name for run in runs.values() for name in run.get("scores") or {}}
-        )
+        recorded = {name for run in runs.values() for name in run.get("scores") or {}}
         if recorded and project.metric not in recorded:
             fix = (
                 f"no run recorded {project.metric!r}, the metric in "
                 f"params/project.yaml{did_you_mean(project.metric, recorded)}; "
-                f"the runs record {', '.join(recorded)}"
+                f"the runs record {recorded_scores(recorded)}"
             )
         else:
             fix = "run `python run_all.py` first, or name an attempt with --attempt"
